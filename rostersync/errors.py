@@ -1,0 +1,46 @@
+"""Errors raised by rostersync.
+
+RostersyncError
+├── ConfigurationError     a district, integration or option is missing or invalid
+├── RosterSourceError      a roster source cannot be read or trusted
+│   └── RosterFileError    one file of the source, with its line number
+└── BlockingCheckError     a blocking data check failed, so nothing was written
+
+Every message names the value that failed and what to do next, and never
+contains student data: records are named by provider id only.
+"""
+
+from pathlib import Path
+
+
+class RostersyncError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigurationError(RostersyncError):
+    """A district, an integration or an option is missing or invalid."""
+
+
+class RosterSourceError(RostersyncError):
+    """A roster source cannot be read, or its content cannot be trusted."""
+
+
+class RosterFileError(RosterSourceError):
+    """One file of a roster source cannot be trusted.
+
+    The message names the file, the line (when there is one) and the fix.
+    """
+
+    def __init__(
+        self, path: Path | str, problem: str, fix: str, line: int | None = None
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem} {fix}")
+
+
+class BlockingCheckError(RostersyncError):
+    """A blocking data check failed; the run stops before any write."""

@@ -1,0 +1,1 @@
+"""Readers that turn a provider's roster files into a Roster."""

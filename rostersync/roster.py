@@ -1,0 +1,126 @@
+"""The provider-independent roster: what one pull of a district's shared data holds.
+
+Every reader (OneRoster CSV, Clever files, the live API clients) fills the same four
+column-oriented frames. Empty provider values are stored as missing (``pd.NA``), never
+as empty strings, so that two pulls of the same data compare equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+ENTITIES = ("schools", "educators", "students", "sections", "enrollments")
+
+SCHOOL_COLUMNS = ("provider_id", "name", "sis_id", "status")
+USER_COLUMNS = (
+    "provider_id",
+    "kind",
+    "role",
+    "given_name",
+    "family_name",
+    "email",
+    "username",
+    "sis_id",
+    "grade",
+    "school_id",
+    "school_ids",
+    "status",
+)
+SECTION_COLUMNS = ("provider_id", "school_id", "name", "sis_id", "status")
+ENROLLMENT_COLUMNS = ("section_id", "user_id", "role", "status")
+
+# A record whose status is "tobedeleted" left the shared data (OneRoster's word).
+ACTIVE = "active"
+TO_BE_DELETED = "tobedeleted"
+
+Mode = Literal["bulk", "delta"]
+Level = Literal["blocking", "quarantine", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of a data check or a reader, naming records by provider id only."""
+
+    entity: str
+    check: str
+    level: Level
+    message: str
+    provider_id: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "entity": self.entity,
+            "check": self.check,
+            "level": self.level,
+            "provider_id": self.provider_id,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Roster:
+    """One pull of a district's shared roster, as four frames of text columns.
+
+    ``users.school_ids`` holds a sorted tuple of provider school ids per user; every
+    other cell is a string or ``pd.NA``. ``modes`` says, per frame, whether the pull
+    is a full snapshot (``bulk``: a record missing from it has left) or a ``delta``
+    (only the records present changed; ``status == "tobedeleted"`` marks removals).
+    """
+
+    schools: pd.DataFrame
+    users: pd.DataFrame
+    sections: pd.DataFrame
+    enrollments: pd.DataFrame
+    source: str = ""
+    modes: dict[str, Mode] = field(
+        default_factory=lambda: {
+            "schools": "bulk",
+            "users": "bulk",
+            "sections": "bulk",
+            "enrollments": "bulk",
+        }
+    )
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def is_delta(self) -> bool:
+        return any(mode == "delta" for mode in self.modes.values())
+
+
+def frame_from_columns(
+    columns: dict[str, list], names: Iterable[str]
+) -> pd.DataFrame:
+    """Build a frame with exactly ``names`` as columns from lists gathered per column.
+
+    Text columns use pandas' string dtype; ``school_ids`` stays an object column of
+    tuples.
+    """
+    names = tuple(names)
+    length = max((len(values) for values in columns.values()), default=0)
+    data = {}
+    for name in names:
+        values = columns.get(name, [None] * length)
+        if name == "school_ids":
+            data[name] = pd.Series(values, dtype=object)
+        else:
+            data[name] = pd.Series(values, dtype="string")
+    frame = pd.DataFrame(data, columns=list(names))
+    for name in names:
+        if name != "school_ids":
+            frame[name] = frame[name].str.strip().replace("", pd.NA)
+    return frame
+
+
+def empty_roster(source: str = "") -> Roster:
+    """Return a roster with no records and every column present."""
+    return Roster(
+        schools=frame_from_columns({}, SCHOOL_COLUMNS),
+        users=frame_from_columns({}, USER_COLUMNS),
+        sections=frame_from_columns({}, SECTION_COLUMNS),
+        enrollments=frame_from_columns({}, ENROLLMENT_COLUMNS),
+        source=source,
+    )

@@ -1,0 +1,1 @@
+"""The Educator Portal store: models, engine and migrations."""

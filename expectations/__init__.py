@@ -1,0 +1,50 @@
+"""Great Expectations suites for the data checks that run on every roster pull.
+
+Each entity module (``schools``, ``users``, ``sections``, ``enrollments``) builds one
+``ExpectationSuite``. Every expectation carries its check name, its level and the
+message template of its findings in ``meta``, so that ``rostersync.checks`` turns a
+failed expectation into findings without a table of its own. Modules import
+great_expectations only inside functions because the import takes about 5 s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rostersync.roster import ACTIVE, TO_BE_DELETED
+
+BLOCKING = "blocking"
+QUARANTINE = "quarantine"
+
+# ExpectColumnValuesToBeInSet skips missing values, so a record without a status
+# passes: OneRoster files often leave status empty on every row.
+VALID_STATUSES = (ACTIVE, TO_BE_DELETED)
+
+# The provider's role values of district-level staff, who may belong to no school.
+DISTRICT_LEVEL_ROLES = ("district_admin", "district_administrator", "administrator")
+
+# Great Expectations' own severity for each level, shown next to each expectation.
+_SEVERITIES = {BLOCKING: "critical", QUARANTINE: "warning"}
+
+
+def check_fields(check: str, level: str, message: str) -> dict[str, Any]:
+    """Return the keyword arguments that tag an expectation with its check and level.
+
+    ``message`` is a ``str.format`` template for one finding. A record-level check may
+    name ``{provider_id}`` and columns that hold no personal data; a blocking check
+    may name ``{count}``, ``{examples}`` and the run parameters.
+    """
+    if level not in _SEVERITIES:
+        raise ValueError(
+            f"Level {level!r} of check {check!r} is invalid. "
+            f"Use {BLOCKING!r} or {QUARANTINE!r}."
+        )
+    return {
+        "meta": {"check": check, "level": level, "message": message},
+        "severity": _SEVERITIES[level],
+    }
+
+# With ``mostly`` this small, ExpectColumnValuesToNotBeNull passes when one row of a
+# frame of up to a billion rows has a value. It fails only when the column is empty
+# on every row, and passes on a frame with no rows.
+ANY_ROW = 1e-9

@@ -4,7 +4,11 @@ RostersyncError
 ├── ConfigurationError     a district, integration or option is missing or invalid
 ├── RosterSourceError      a roster source cannot be read or trusted
 │   └── RosterFileError    one file of the source, with its line number
-└── BlockingCheckError     a blocking data check failed, so nothing was written
+├── BlockingCheckError     a blocking data check failed, so nothing was written
+└── StaleStoreError        the store changed after a plan was made
+
+``transient`` says whether trying the same step again may succeed; the flows retry
+only transient errors and errors from outside this project (network, database).
 
 Every message names the value that failed and what to do next, and never
 contains student data: records are named by provider id only.
@@ -15,6 +19,8 @@ from pathlib import Path
 
 class RostersyncError(Exception):
     """Base class of every error this project raises on purpose."""
+
+    transient = False
 
 
 class ConfigurationError(RostersyncError):
@@ -44,3 +50,7 @@ class RosterFileError(RosterSourceError):
 
 class BlockingCheckError(RostersyncError):
     """A blocking data check failed; the run stops before any write."""
+
+
+class StaleStoreError(RostersyncError):
+    """The store changed after the plan was made; the plan no longer applies."""

@@ -1,0 +1,1 @@
+"""Prefect tasks of the rostersync flows: thin wrappers around rostersync's logic."""

@@ -42,12 +42,16 @@ def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` with the settings the store relies on."""
+    """Create an engine for ``url`` with the settings the store relies on.
+
+    ``hide_parameters`` keeps bound values, which may be student data, out of the
+    messages of database errors.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = create_engine(url, hide_parameters=True)
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -1,0 +1,114 @@
+"""Expectations on the enrollments frame (who teaches or attends which section)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from expectations import BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.expectations import Expectation
+
+ENTITY = "enrollments"
+# An enrollment has no provider id of its own; these three columns identify it.
+ID_COLUMNS = ("section_id", "user_id", "role")
+
+# Boolean columns that rostersync.checks derives from other frames, the store's ids
+# and this run's quarantine before validation, so that one expectation checks each.
+SECTION_IS_KNOWN = "section_is_known"
+USER_IS_KNOWN = "user_is_known"
+SECTION_IS_KEPT = "section_is_kept"
+USER_IS_KEPT = "user_is_kept"
+
+
+def build_suite() -> gx.ExpectationSuite:
+    """Build the enrollments suite: blocking expectations first, then record ones."""
+    import great_expectations as gx
+
+    expectations = [*blocking_expectations(), *record_expectations()]
+    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+
+
+def blocking_expectations() -> list[Expectation]:
+    """Expectations on the whole enrollments frame; a failure stops the run."""
+    import great_expectations.expectations as gxe
+
+    present = [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column=column,
+            **check_fields(
+                f"{column}_is_present",
+                BLOCKING,
+                f"{{count}} enrollment rows have no {column}.",
+            ),
+        )
+        for column in ID_COLUMNS
+    ]
+    unique = gxe.ExpectCompoundColumnsToBeUnique(
+        column_list=list(ID_COLUMNS),
+        **check_fields(
+            "enrollment_is_unique",
+            BLOCKING,
+            "{count} enrollment rows repeat the section, user and role of another "
+            "row, for example {examples}.",
+        ),
+    )
+    return [*present, unique]
+
+
+def record_expectations() -> list[Expectation]:
+    """Expectations on single enrollments; a failure quarantines the enrollment."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=list(VALID_STATUSES),
+            **check_fields(
+                "status_is_valid",
+                QUARANTINE,
+                "Enrollment {provider_id} has the invalid status {status}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SECTION_IS_KNOWN,
+            value_set=[True],
+            **check_fields(
+                "section_is_known",
+                QUARANTINE,
+                "Enrollment {provider_id} names a section that is neither in this "
+                "pull nor in the store.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=USER_IS_KNOWN,
+            value_set=[True],
+            **check_fields(
+                "user_is_known",
+                QUARANTINE,
+                "Enrollment {provider_id} names a user who is neither in this pull "
+                "nor in the store.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SECTION_IS_KEPT,
+            value_set=[True],
+            **check_fields(
+                "section_is_kept",
+                QUARANTINE,
+                "Enrollment {provider_id} was quarantined because its section was "
+                "quarantined in this run.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=USER_IS_KEPT,
+            value_set=[True],
+            **check_fields(
+                "user_is_kept",
+                QUARANTINE,
+                "Enrollment {provider_id} was quarantined because its user was "
+                "quarantined in this run.",
+            ),
+        ),
+    ]

@@ -1,0 +1,74 @@
+"""Expectations on the schools frame of a roster pull."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.expectations import Expectation
+
+ENTITY = "schools"
+ID_COLUMNS = ("provider_id",)
+
+
+def build_suite() -> gx.ExpectationSuite:
+    """Build the schools suite: blocking expectations first, then record-level ones."""
+    import great_expectations as gx
+
+    expectations = [*blocking_expectations(), *record_expectations()]
+    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+
+
+def blocking_expectations() -> list[Expectation]:
+    """Expectations on the whole schools frame; a failure stops the run before writes."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_present",
+                BLOCKING,
+                "{count} school rows have no provider id.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_unique",
+                BLOCKING,
+                "{count} school rows share their provider id with another row, "
+                "for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="name",
+            mostly=ANY_ROW,
+            **check_fields(
+                "name_is_filled",
+                BLOCKING,
+                "The name column is empty on all {count} school rows, so the "
+                "provider's school data is incomplete.",
+            ),
+        ),
+    ]
+
+
+def record_expectations() -> list[Expectation]:
+    """Expectations on single schools; a failure quarantines the school."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=list(VALID_STATUSES),
+            **check_fields(
+                "status_is_valid",
+                QUARANTINE,
+                "School {provider_id} has the invalid status {status}.",
+            ),
+        ),
+    ]

@@ -1,0 +1,110 @@
+"""Expectations on the sections (classes) frame of a roster pull."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.expectations import Expectation
+
+ENTITY = "sections"
+ID_COLUMNS = ("provider_id",)
+
+# Boolean columns that rostersync.checks derives from other frames and run options
+# before validation, so that one expectation checks each of them.
+SCHOOL_IS_SHARED = "school_is_shared"
+SCHOOL_IS_IN_PULL = "school_is_in_pull"
+SCHOOL_IS_KEPT = "school_is_kept"
+
+
+def build_suite() -> gx.ExpectationSuite:
+    """Build the sections suite: blocking expectations first, then record-level ones."""
+    import great_expectations as gx
+
+    expectations = [*blocking_expectations(), *record_expectations()]
+    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+
+
+def blocking_expectations() -> list[Expectation]:
+    """Expectations on the whole sections frame; a failure stops the run before writes."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_present",
+                BLOCKING,
+                "{count} section rows have no provider id.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_unique",
+                BLOCKING,
+                "{count} section rows share their provider id with another row, "
+                "for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="school_id",
+            mostly=ANY_ROW,
+            **check_fields(
+                "school_id_is_filled",
+                BLOCKING,
+                "The school_id column is empty on all {count} section rows, so no "
+                "section can be placed in a school.",
+            ),
+        ),
+    ]
+
+
+def record_expectations() -> list[Expectation]:
+    """Expectations on single sections; a failure quarantines the section."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=list(VALID_STATUSES),
+            **check_fields(
+                "status_is_valid",
+                QUARANTINE,
+                "Section {provider_id} has the invalid status {status}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SCHOOL_IS_SHARED,
+            value_set=[True],
+            **check_fields(
+                "school_is_shared",
+                QUARANTINE,
+                "Section {provider_id} belongs to school {school_id}, which the "
+                "district does not share with the product.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SCHOOL_IS_IN_PULL,
+            value_set=[True],
+            **check_fields(
+                "school_is_in_pull",
+                QUARANTINE,
+                "Section {provider_id} belongs to school {school_id}, which is "
+                "shared but missing from this pull.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SCHOOL_IS_KEPT,
+            value_set=[True],
+            **check_fields(
+                "school_is_kept",
+                QUARANTINE,
+                "Section {provider_id} was quarantined because its school "
+                "{school_id} was quarantined in this run.",
+            ),
+        ),
+    ]

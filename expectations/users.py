@@ -1,0 +1,133 @@
+"""Expectations on the users frame (students and educators) of a roster pull."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.expectations import Expectation
+
+ENTITY = "users"
+ID_COLUMNS = ("provider_id",)
+
+# One "@", no whitespace, and a domain of at least two non-empty labels. Looser
+# than RFC 5322 on purpose: the check catches values that are not addresses.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$"
+
+# Boolean columns that rostersync.checks derives from other frames and run options
+# before validation, so that one expectation checks each of them.
+SCHOOLS_ARE_SHARED = "schools_are_shared"
+STUDENT_HAS_SCHOOL = "student_has_school"
+
+# Suite parameter: 1 when a bulk pull must contain users, otherwise 0.
+MIN_USER_ROWS = "min_user_rows"
+
+
+def build_suite() -> gx.ExpectationSuite:
+    """Build the users suite: blocking expectations first, then record-level ones."""
+    import great_expectations as gx
+
+    expectations = [*blocking_expectations(), *record_expectations()]
+    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+
+
+def blocking_expectations() -> list[Expectation]:
+    """Expectations on the whole users frame; a failure stops the run before writes."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value={"$PARAMETER": MIN_USER_ROWS},
+            **check_fields(
+                "pull_has_users",
+                BLOCKING,
+                "The provider returned no users although the store has "
+                "{store_active_users} active users. A provider outage or an unshared "
+                "district is the likely cause, so check both before running again.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_present",
+                BLOCKING,
+                "{count} user rows have no provider id.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_unique",
+                BLOCKING,
+                "{count} user rows share their provider id with another row, "
+                "for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="role",
+            mostly=ANY_ROW,
+            **check_fields(
+                "role_is_filled",
+                BLOCKING,
+                "The role column is empty on all {count} user rows, so no user can "
+                "be told apart as student or educator.",
+            ),
+        ),
+    ]
+
+
+def record_expectations() -> list[Expectation]:
+    """Expectations on single users; a failure quarantines the user."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="kind",
+            **check_fields(
+                "role_is_known",
+                QUARANTINE,
+                "User {provider_id} has the unknown role {role}, so it is neither "
+                "a student nor an educator.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="email",
+            regex=EMAIL_PATTERN,
+            **check_fields(
+                "email_is_valid",
+                QUARANTINE,
+                "User {provider_id} has an invalid email address.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=list(VALID_STATUSES),
+            **check_fields(
+                "status_is_valid",
+                QUARANTINE,
+                "User {provider_id} has the invalid status {status}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=SCHOOLS_ARE_SHARED,
+            value_set=[True],
+            **check_fields(
+                "schools_are_shared",
+                QUARANTINE,
+                "User {provider_id} with role {role} belongs to no school that "
+                "the district shares with the product.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=STUDENT_HAS_SCHOOL,
+            value_set=[True],
+            **check_fields(
+                "student_has_school",
+                QUARANTINE,
+                "Student {provider_id} belongs to no school.",
+            ),
+        ),
+    ]

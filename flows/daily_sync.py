@@ -1,0 +1,127 @@
+"""The daily sync: pull a district's shared roster, check it, plan, guard, apply."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from rostersync.errors import BlockingCheckError, RostersyncError
+from rostersync.report import total_findings
+from rostersync.results import SyncResult
+from rostersync.roster import Finding
+from rostersync.store.districts import IntegrationConfig
+from rostersync.store.runs import MAX_FINDINGS_ON_RUN
+from tasks.extract import extract_roster
+from tasks.plan import guard_removals, plan_roster_changes
+from tasks.report import publish_report
+from tasks.store import (
+    apply_changes,
+    hold_changes,
+    load_district_integration,
+    read_store_snapshot,
+    record_result,
+    start_sync_run,
+)
+from tasks.validate import validate_roster
+
+
+@flow(name="daily-sync", log_prints=False, validate_parameters=True)
+def daily_sync(district_id: str, dry_run: bool = False) -> State:
+    """Sync one district's roster into the store; return its SyncResult as state."""
+    result = SyncResult(
+        district_id=district_id,
+        status="failed",
+        dry_run=dry_run,
+        flow_run_id=_flow_run_id(),
+    )
+    findings: list[Finding] = []
+    try:
+        integration = load_district_integration(district_id)
+        result.run_id = start_sync_run(
+            district_id, "daily-sync", result.flow_run_id, dry_run
+        )
+        _run_steps(result, integration, findings)
+    except RostersyncError as exc:
+        result.status = "failed"
+        result.reason = str(exc)
+        _close(result, findings)
+        if result.run_id is not None:
+            record_result(result, findings)
+
+    publish_report(result)
+    if result.status == "failed":
+        return Failed(message=result.reason, data=result)
+    return Completed(message=result.status, data=result)
+
+
+def _run_steps(
+    result: SyncResult, integration: IntegrationConfig, findings: list[Finding]
+) -> None:
+    timings = result.timings
+    district_id = result.district_id
+
+    with _timed(timings, "extract"):
+        roster = extract_roster(integration)
+        store = read_store_snapshot(district_id)
+    with _timed(timings, "validate"):
+        report = validate_roster(roster, integration, store)
+        findings.extend(report.findings)
+        result.quarantined = report.quarantined_count
+    if report.blocking:
+        raise BlockingCheckError(_blocking_reason(report.blocking))
+    with _timed(timings, "plan"):
+        plan = plan_roster_changes(district_id, report.clean, store, report.quarantined)
+        result.counts = plan.counts()
+    with _timed(timings, "guard"):
+        verdict = guard_removals(plan, integration, store)
+        result.guard = {
+            "held": verdict.held,
+            "archived_users": verdict.archived_users,
+            "counted_users": verdict.counted_users,
+            "threshold": verdict.threshold,
+            "by_role_school": verdict.by_role_school,
+        }
+
+    with _timed(timings, "apply"):
+        if verdict.held:
+            result.status, result.reason = "held", verdict.reason
+            _close(result, findings)
+            hold_changes(plan, result, findings, verdict)
+        elif result.dry_run:
+            result.status, result.reason = "completed", "Dry run: nothing written."
+            _close(result, findings)
+            record_result(result, findings)
+        else:
+            result.status = "completed"
+            _close(result, findings)
+            apply_changes(plan, result, findings)
+    get_run_logger().info("district %s: %s", district_id, result.status)
+
+
+def _blocking_reason(blocking: list[Finding]) -> str:
+    first = blocking[0]
+    more = f" ({len(blocking) - 1} more blocking findings)" if len(blocking) > 1 else ""
+    return f"Blocking data check failed, nothing was written: {first.message}{more}"
+
+
+def _close(result: SyncResult, findings: list[Finding]) -> None:
+    result.findings = [f.as_dict() for f in findings[:MAX_FINDINGS_ON_RUN]]
+    result.finding_totals = total_findings(findings)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - started, 3)
+
+
+def _flow_run_id() -> str | None:
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None

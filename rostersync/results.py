@@ -1,0 +1,47 @@
+"""The summary a sync run returns, prints with --json and publishes as artifacts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SyncStatus = Literal["completed", "held", "failed", "skipped", "suspended"]
+
+# Exit codes of `rostersync sync`, one per final status.
+EXIT_CODES: dict[str, int] = {
+    "completed": 0,
+    "failed": 1,
+    "held": 3,
+    "skipped": 4,
+    "suspended": 5,
+}
+
+
+class SyncResult(BaseModel):
+    """What one sync run did, with counts per entity and no student data."""
+
+    district_id: str
+    status: SyncStatus
+    reason: str | None = None
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    quarantined: int = 0
+    flow_run_id: str | None = None
+    run_id: str | None = None
+    dry_run: bool = False
+    # The first findings in full, and the number of findings per level and check.
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+    finding_totals: list[dict[str, Any]] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    guard: dict[str, Any] = Field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the public JSON shape of the result."""
+        return {
+            "district_id": self.district_id,
+            "status": self.status,
+            "reason": self.reason,
+            "counts": self.counts,
+            "quarantined": self.quarantined,
+            "flow_run_id": self.flow_run_id,
+        }

@@ -1,0 +1,144 @@
+"""Record runs, their findings, quarantined records and held plans."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from rostersync.planning import Plan
+from rostersync.roster import Finding
+from rostersync.store.models import QuarantinedRecord, StoredPlan, SyncRun
+
+RUNNING = "running"
+# Findings kept on the run row; every quarantined record also has its own row.
+MAX_FINDINGS_ON_RUN = 200
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start_run(
+    engine: Engine,
+    district_id: str,
+    flow_name: str,
+    *,
+    flow_run_id: str | None = None,
+    dry_run: bool = False,
+) -> str:
+    """Insert a running run for the district and return its id."""
+    run_id = str(uuid.uuid4())
+    with engine.begin() as connection:
+        connection.execute(
+            insert(SyncRun).values(
+                id=run_id,
+                district_id=district_id,
+                flow_name=flow_name,
+                flow_run_id=flow_run_id,
+                status=RUNNING,
+                dry_run=dry_run,
+                counts={},
+                findings=[],
+                timings={},
+                started_at=utc_now(),
+            )
+        )
+    return run_id
+
+
+def finish_run(
+    connection: Connection,
+    run_id: str,
+    *,
+    status: str,
+    reason: str | None,
+    counts: dict[str, Any],
+    findings: list[Finding],
+    quarantined: int,
+    timings: dict[str, float],
+    store_version: int | None = None,
+) -> None:
+    """Set a run's final status and figures, and keep its quarantined records."""
+    connection.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id)
+        .values(
+            status=status,
+            reason=reason,
+            counts=counts,
+            quarantined=quarantined,
+            findings=[f.as_dict() for f in findings[:MAX_FINDINGS_ON_RUN]],
+            timings=timings,
+            store_version=store_version,
+            finished_at=utc_now(),
+        )
+    )
+    rows = [
+        {
+            "run_id": run_id,
+            "entity": finding.entity,
+            "provider_id": finding.provider_id,
+            "check": finding.check,
+            "message": finding.message,
+        }
+        for finding in findings
+        if finding.level == "quarantine"
+    ]
+    if rows:
+        connection.execute(insert(QuarantinedRecord), rows)
+
+
+def store_plan(connection: Connection, run_id: str, plan: Plan) -> None:
+    """Keep a held run's plan, compressed, for the operator's decision."""
+    connection.execute(
+        insert(StoredPlan).values(run_id=run_id, payload=plan_to_bytes(plan))
+    )
+
+
+def load_plan(connection: Connection, run_id: str) -> Plan | None:
+    payload = connection.execute(
+        select(StoredPlan.payload).where(StoredPlan.run_id == run_id)
+    ).scalar_one_or_none()
+    return None if payload is None else plan_from_bytes(payload)
+
+
+def plan_to_bytes(plan: Plan) -> bytes:
+    document = {
+        "district_id": plan.district_id,
+        "store_version": plan.store_version,
+        "unchanged": plan.unchanged,
+        "protected": plan.protected,
+        "changes": {
+            entity: json.loads(frame.to_json(orient="split", index=False))
+            for entity, frame in plan.changes.items()
+        },
+    }
+    return zlib.compress(json.dumps(document).encode("utf-8"))
+
+
+def plan_from_bytes(payload: bytes) -> Plan:
+    document = json.loads(zlib.decompress(payload))
+    changes = {}
+    for entity, split in document["changes"].items():
+        frame = pd.DataFrame(split["data"], columns=split["columns"])
+        for column in frame.columns:
+            if column in {"school_ids", "before_school_ids", "changed"}:
+                frame[column] = frame[column].map(
+                    lambda v: tuple(v) if isinstance(v, list) else v
+                )
+        if "id" in frame.columns:
+            frame["id"] = frame["id"].astype("Int64")
+        changes[entity] = frame
+    return Plan(
+        district_id=document["district_id"],
+        store_version=document["store_version"],
+        changes=changes,
+        unchanged=document["unchanged"],
+        protected=document["protected"],
+    )

@@ -1,0 +1,27 @@
+"""Tasks that pull a district's roster from its provider."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rostersync.roster import Roster
+from rostersync.sources import read_roster
+from rostersync.store.districts import IntegrationConfig
+from tasks.retries import IO_TASK_OPTIONS
+
+
+@task(name="extract-roster", cache_policy=NO_CACHE, **IO_TASK_OPTIONS)
+def extract_roster(integration: IntegrationConfig) -> Roster:
+    """Pull the district's shared roster into a Roster of column frames."""
+    roster = read_roster(integration)
+    get_run_logger().info(
+        "district %s: pulled %d schools, %d users, %d sections, %d enrollments (%s)",
+        integration.district_id,
+        len(roster.schools),
+        len(roster.users),
+        len(roster.sections),
+        len(roster.enrollments),
+        ", ".join(f"{name} {mode}" for name, mode in roster.modes.items()),
+    )
+    return roster

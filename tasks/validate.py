@@ -1,0 +1,38 @@
+"""Task that runs the great-expectations checks on a pull before any write."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rostersync.planning import StoreSnapshot
+from rostersync.roster import Roster
+from rostersync.store.districts import IntegrationConfig
+
+
+@task(name="validate-roster", cache_policy=NO_CACHE)
+def validate_roster(
+    roster: Roster, integration: IntegrationConfig, store: StoreSnapshot
+):
+    """Check the pull; return a CheckReport with findings and the clean roster."""
+    from rostersync.checks import check_roster
+
+    report = check_roster(
+        roster,
+        store_active_users=store.active_users,
+        shared_school_ids=(
+            set(integration.shared_school_ids)
+            if integration.shared_school_ids
+            else None
+        ),
+        known_section_ids=set(store.sections["provider_id"].dropna()),
+        known_user_ids=set(store.users["provider_id"].dropna()),
+    )
+    get_run_logger().info(
+        "district %s: %d blocking findings, %d records quarantined, %d warnings",
+        integration.district_id,
+        len(report.blocking),
+        report.quarantined_count,
+        sum(1 for f in report.findings if f.level == "warning"),
+    )
+    return report

@@ -1,0 +1,399 @@
+"""The daily-sync flow end to end, on the real public roster sets and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from rostersync.cli import run_sync
+from rostersync.store.database import get_engine
+from rostersync.store.districts import add_district
+from tests import datasets
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+ROSTER_TABLES = ("schools", "school_mappings", "users", "sections", "enrollments")
+
+
+def register(district_id: str, provider: str, folder: Path, **options) -> None:
+    add_district(
+        get_engine(),
+        district_id,
+        name=f"Test district {district_id}",
+        provider=provider,
+        source=str(folder),
+        **options,
+    )
+
+
+def store_rows() -> dict[str, list[tuple]]:
+    """Every row of the roster tables, sorted, to compare the store before and after."""
+    with get_engine().connect() as connection:
+        return {
+            table: sorted(
+                tuple(str(value) for value in row)
+                for row in connection.execute(sa.text(f"select * from {table}"))
+            )
+            for table in ROSTER_TABLES
+        }
+
+
+def user_row(provider_id: str) -> sa.Row:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            sa.text("select id, status, archived_at from users where provider_id = :p"),
+            {"p": provider_id},
+        ).one()
+
+
+def user_statuses() -> dict[str, str]:
+    with get_engine().connect() as connection:
+        rows = connection.execute(sa.text("select provider_id, status from users"))
+        return {provider_id: status for provider_id, status in rows}
+
+
+# The Clever demo district
+
+
+def test_clever_demo_first_sync_creates_every_shared_record(store_url, tmp_path):
+    folder = datasets.copy_clever_demo(tmp_path / "clever")
+    figures = datasets.clever_figures(folder)
+    register("clever", "clever", folder)
+
+    result = run_sync("clever")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == figures["students"]
+    assert result.counts["educators"]["created"] == figures["educators"]
+    assert result.counts["schools"]["created"] == figures["schools"]
+    assert result.counts["sections"]["created"] == figures["sections"]
+    assert result.counts["enrollments"]["created"] == figures["enrollments"]
+    assert result.quarantined == (
+        figures["bad_email_users"] + figures["quarantined_enrollments"]
+    )
+
+
+def test_clever_demo_second_sync_changes_nothing(store_url, tmp_path):
+    folder = datasets.copy_clever_demo(tmp_path / "clever")
+    figures = datasets.clever_figures(folder)
+    register("clever", "clever", folder)
+    run_sync("clever")
+    before = store_rows()
+
+    result = run_sync("clever")
+
+    changed = {
+        entity: counts["created"]
+        + counts["updated"]
+        + counts["archived"]
+        + counts["restored"]
+        for entity, counts in result.counts.items()
+    }
+    assert changed == dict.fromkeys(changed, 0)
+    assert result.counts["students"]["unchanged"] == figures["students"]
+    assert result.counts["enrollments"]["unchanged"] == figures["enrollments"]
+    assert store_rows() == before
+
+
+def test_clever_demo_removed_users_are_archived_then_restored(store_url, tmp_path):
+    folder = datasets.copy_clever_demo(tmp_path / "clever")
+    register("clever", "clever", folder)
+    run_sync("clever")
+    students = [
+        u["id"] for u in datasets.clever_users(folder) if "student" in u["roles"]
+    ]
+    removed = set(students[:4])
+    original = {provider_id: user_row(provider_id).id for provider_id in removed}
+
+    datasets.remove_clever_users(folder, removed)
+    archived_run = run_sync("clever")
+
+    assert archived_run.status == "completed"
+    assert archived_run.counts["students"]["archived"] == 4
+    archived = {p for p, status in user_statuses().items() if status == "archived"}
+    assert archived == removed
+
+    datasets.copy_clever_demo(folder)
+    restored_run = run_sync("clever")
+
+    assert restored_run.counts["students"]["restored"] == 4
+    assert restored_run.counts["students"]["created"] == 0
+    for provider_id, user_id in original.items():
+        row = user_row(provider_id)
+        assert row.id == user_id
+        assert row.status == "active"
+        assert row.archived_at is None
+    with get_engine().connect() as connection:
+        history = (
+            connection.execute(
+                sa.text(
+                    "select action from change_log where entity = 'users' "
+                    "and entity_id = :id order by id"
+                ),
+                {"id": original[students[0]]},
+            )
+            .scalars()
+            .all()
+        )
+    assert history == ["create", "archive", "restore"]
+
+
+def test_clever_demo_mass_removal_is_held_and_store_untouched(store_url, tmp_path):
+    folder = datasets.copy_clever_demo(tmp_path / "clever")
+    register("clever", "clever", folder)
+    run_sync("clever")
+    before = store_rows()
+    students = [
+        u["id"] for u in datasets.clever_users(folder) if "student" in u["roles"]
+    ]
+    # 1,096 active users: the default threshold is 5%, that is 55 users.
+    datasets.remove_clever_users(folder, set(students[:56]))
+
+    result = run_sync("clever")
+
+    assert result.status == "held"
+    assert result.counts["students"]["archived"] == 56
+    assert result.guard["threshold"] == 55
+    assert "56 users" in (result.reason or "")
+    assert store_rows() == before
+    with get_engine().connect() as connection:
+        stored = connection.execute(
+            sa.text("select count(*) from stored_plans where run_id = :r"),
+            {"r": result.run_id},
+        ).scalar_one()
+    assert stored == 1
+
+
+# OneRoster CSV sets
+
+
+def test_lepo_set_syncs_and_is_stable(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    users = datasets.oneroster_users(folder)
+    classes = datasets.read_csv(folder / "classes.csv")
+    enrollments = {
+        (row["classsourcedid"], row["usersourcedid"], row["role"].lower())
+        for row in datasets.read_csv(folder / "enrollments.csv")
+    }
+    register("lepo", "oneroster-csv", folder)
+
+    first = run_sync("lepo")
+    second = run_sync("lepo")
+
+    assert first.status == "completed"
+    assert first.counts["students"]["created"] == len(users)
+    assert first.counts["sections"]["created"] == len(classes)
+    assert first.counts["enrollments"]["created"] == len(enrollments)
+    assert second.counts["students"]["unchanged"] == len(users)
+    assert second.counts["enrollments"]["unchanged"] == len(enrollments)
+
+
+def test_lepo_set_removal_above_threshold_is_held(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+    run_sync("lepo")
+    before = store_rows()
+    users = [row["sourcedid"] for row in datasets.oneroster_users(folder)]
+
+    # 20 users: the default threshold is its floor, 10 users.
+    datasets.remove_oneroster_users(folder, set(users[:11]))
+    result = run_sync("lepo")
+
+    assert result.status == "held"
+    assert result.guard["threshold"] == 10
+    assert store_rows() == before
+
+
+def test_lepo_set_removal_archives_and_restores(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+    run_sync("lepo")
+    users = [row["sourcedid"] for row in datasets.oneroster_users(folder)]
+    removed = set(users[:3])
+
+    datasets.remove_oneroster_users(folder, removed)
+    archived_run = run_sync("lepo")
+    archived = {p for p, status in user_statuses().items() if status == "archived"}
+    restored_folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "again")
+    with get_engine().begin() as connection:
+        connection.execute(
+            sa.text("update integrations set source = :s"), {"s": str(restored_folder)}
+        )
+    restored_run = run_sync("lepo")
+
+    assert archived_run.counts["students"]["archived"] == 3
+    assert archived == removed
+    assert restored_run.counts["students"]["restored"] == 3
+    assert set(user_statuses().values()) == {"active"}
+
+
+def test_oat_set_syncs_with_nonstandard_columns(store_url, tmp_path):
+    folder = datasets.copy_oneroster(
+        "oat-sa-oneroster-import/OneRosterv1p1BaseCSV", tmp_path / "oat"
+    )
+    users = datasets.oneroster_users(folder)
+    orgs = [
+        row for row in datasets.read_csv(folder / "orgs.csv") if row["type"] == "school"
+    ]
+    register("oat", "oneroster-csv", folder)
+
+    first = run_sync("oat")
+    second = run_sync("oat")
+
+    assert first.status == "completed"
+    assert first.counts["students"]["created"] == len(users)
+    assert first.counts["schools"]["created"] == len(orgs)
+    assert second.counts["students"]["unchanged"] == len(users)
+
+
+def test_oat_set_user_removed_is_archived(store_url, tmp_path):
+    folder = datasets.copy_oneroster(
+        "oat-sa-oneroster-import/OneRosterv1p1BaseCSV", tmp_path / "oat"
+    )
+    register("oat", "oneroster-csv", folder)
+    run_sync("oat")
+    first_user = datasets.oneroster_users(folder)[0]["sourcedid"]
+
+    datasets.remove_oneroster_users(folder, {first_user})
+    result = run_sync("oat")
+
+    assert result.counts["students"]["archived"] == 1
+    assert user_statuses()[first_user] == "archived"
+
+
+@pytest.mark.parametrize(
+    "relative", ["Test_full_data_set", "Test_minimal_data_set"], ids=["full", "minimal"]
+)
+def test_catalyst_users_of_unknown_school_are_quarantined(
+    store_url, tmp_path, relative
+):
+    folder = datasets.copy_oneroster(
+        f"catalyst-moodle-enrol-oneroster/{relative}", tmp_path / "catalyst"
+    )
+    users = datasets.oneroster_users(folder)
+    school_orgs = {
+        row["sourcedid"]
+        for row in datasets.read_csv(folder / "orgs.csv")
+        if row["type"] == "school"
+    }
+    stored_roles = {"student"} | datasets.EDUCATOR_ROLES
+    unshared = [
+        row
+        for row in users
+        if row["role"] in stored_roles
+        and not set(row["orgsourcedids"].split(",")) & school_orgs
+    ]
+    register("catalyst", "oneroster-csv", folder)
+
+    result = run_sync("catalyst")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == 0
+    assert result.counts["educators"]["created"] == 0
+    with get_engine().connect() as connection:
+        quarantined = (
+            connection.execute(
+                sa.text(
+                    "select provider_id from quarantined_records "
+                    "where run_id = :r and entity = 'users'"
+                ),
+                {"r": result.run_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(quarantined) == sorted(row["sourcedid"] for row in unshared)
+
+
+def test_catalyst_delta_set_creates_its_records(store_url, tmp_path):
+    folder = datasets.copy_oneroster(
+        "catalyst-moodle-enrol-oneroster/oneroster_test_data", tmp_path / "delta"
+    )
+    users = datasets.oneroster_users(folder)
+    register("delta", "oneroster-csv", folder)
+
+    first = run_sync("delta")
+    second = run_sync("delta")
+
+    assert first.status == "completed"
+    assert first.counts["students"]["created"] == len(users)
+    assert second.counts["students"]["unchanged"] == len(users)
+
+
+def test_catalyst_delta_set_missing_user_is_not_archived(store_url, tmp_path):
+    folder = datasets.copy_oneroster(
+        "catalyst-moodle-enrol-oneroster/oneroster_test_data", tmp_path / "delta"
+    )
+    register("delta", "oneroster-csv", folder)
+    run_sync("delta")
+    user = datasets.oneroster_users(folder)[0]["sourcedid"]
+
+    datasets.remove_oneroster_users(folder, {user})
+    result = run_sync("delta")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["archived"] == 0
+    assert user_statuses()[user] == "active"
+
+
+def test_ragged_v1p2_set_fails_naming_file_and_line(store_url, tmp_path):
+    folder = datasets.copy_oneroster(
+        "catalyst-moodle-enrol-oneroster/v1p2_full_dataset", tmp_path / "v1p2"
+    )
+    register("v1p2", "oneroster-csv", folder)
+
+    result = run_sync("v1p2")
+
+    assert result.status == "failed"
+    assert "roles.csv, line 2" in (result.reason or "")
+    assert store_rows()["users"] == []
+
+
+def test_nicelion_set_without_manifest_fails_clearly(store_url, tmp_path):
+    folder = datasets.copy_oneroster("nicelion-oneroster-mocker", tmp_path / "nicelion")
+    register("nicelion", "oneroster-csv", folder)
+
+    result = run_sync("nicelion")
+
+    assert result.status == "failed"
+    assert "manifest.csv is missing" in (result.reason or "")
+    assert store_rows()["users"] == []
+
+
+# Failures and the demo
+
+
+def test_unknown_district_fails_with_registration_hint(store_url):
+    result = run_sync("nowhere")
+
+    assert result.status == "failed"
+    assert "rostersync district add" in (result.reason or "")
+
+
+def test_empty_pull_for_district_with_users_is_blocked(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+    run_sync("lepo")
+    before = store_rows()
+    datasets.remove_oneroster_users(
+        folder, {row["sourcedid"] for row in datasets.oneroster_users(folder)}
+    )
+
+    result = run_sync("lepo")
+
+    assert result.status == "failed"
+    assert "Blocking data check failed" in (result.reason or "")
+    assert store_rows() == before
+
+
+def test_dry_run_writes_no_roster_change(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+
+    result = run_sync("lepo", dry_run=True)
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == 20
+    assert store_rows()["users"] == []

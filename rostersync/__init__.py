@@ -6,5 +6,7 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Progress lines of the readers, checks and apply reach the Prefect run logs.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "rostersync")
 
 __version__ = "0.1.0"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rostersync.roster import Finding
+
 GRADES = (
     "PK", "TK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10",
     "11", "12", "13", "PS", "UG", "Other",
@@ -50,3 +52,23 @@ def normalize_grade(value: str | None) -> tuple[str | None, bool]:
         if 1 <= number <= 13:
             return f"{number:02d}", True
     return text, False
+
+
+# A grade value short and plain enough to be a grade code is quoted in findings;
+# anything else might be free text, so the finding names the user only.
+_QUOTABLE_GRADE = re.compile(r"^[A-Za-z0-9-]{1,12}$")
+
+
+def unknown_grade_finding(provider_id: str, grade: str | None, source: str) -> Finding:
+    """Return the warning for a grade outside the vocabulary, kept as sent."""
+    if grade is not None and _QUOTABLE_GRADE.match(grade):
+        text = f"Grade {grade!r} is not a known grade level"
+    else:
+        text = "The grade is not a known grade level"
+    return Finding(
+        entity="users",
+        check="unknown_grade",
+        level="warning",
+        message=f"{text}, so it is kept as {source} sent it.",
+        provider_id=provider_id,
+    )

@@ -153,7 +153,11 @@ def plan_changes(
         protected=quarantined.get("sections", set()),
     )
     enrollments, enrollments_unchanged = _plan_enrollments(
-        roster, store, quarantined.get("enrollments", set())
+        roster,
+        store,
+        quarantined.get("enrollments", set()),
+        archived_users=users.loc[users["action"] == ARCHIVE, "provider_id"],
+        archived_sections=sections.loc[sections["action"] == ARCHIVE, "provider_id"],
     )
 
     unchanged = {
@@ -239,10 +243,7 @@ def _plan_keyed(
         suffixes=("", "_store"),
         indicator=True,
     )
-    in_store = (merged["_merge"] == "both").astype(bool)
-    was_archived = in_store & (merged["status_store"] != ACTIVE).fillna(False).astype(
-        bool
-    )
+    in_store, was_archived = _store_masks(merged)
     changed = _changed_fields(merged, values)
     has_changes = pd.Series([bool(c) for c in changed], index=merged.index, dtype=bool)
 
@@ -262,6 +263,13 @@ def _plan_keyed(
     if "kind" in same.columns:
         unchanged.update(same["kind"].value_counts().astype(int).to_dict())
     return frame, unchanged
+
+
+def _store_masks(merged: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Say per pulled row whether the store has it, and whether it is archived there."""
+    in_store = (merged["_merge"] == "both").astype(bool)
+    archived = (merged["status_store"] != ACTIVE).fillna(False).astype(bool)
+    return in_store, in_store & archived
 
 
 def _changed_fields(merged: pd.DataFrame, values: tuple[str, ...]) -> pd.Series:
@@ -328,8 +336,17 @@ def _archived_rows(
 
 
 def _plan_enrollments(
-    roster: Roster, store: StoreSnapshot, protected: set
+    roster: Roster,
+    store: StoreSnapshot,
+    protected: set,
+    archived_users: pd.Series,
+    archived_sections: pd.Series,
 ) -> tuple[pd.DataFrame, int]:
+    """Plan enrollments keyed by section, user and role.
+
+    An enrollment of a user or section that this plan archives is archived too, even
+    when the pull still lists it.
+    """
     key = list(ENROLLMENT_KEY)
     incoming = roster.enrollments.drop_duplicates(key, keep="last")
     leaving = incoming[incoming["status"] == TO_BE_DELETED]
@@ -339,10 +356,7 @@ def _plan_enrollments(
     merged = present.merge(
         current, on=key, how="left", suffixes=("", "_store"), indicator=True
     )
-    in_store = (merged["_merge"] == "both").astype(bool)
-    was_archived = in_store & (merged["status_store"] != ACTIVE).fillna(False).astype(
-        bool
-    )
+    in_store, was_archived = _store_masks(merged)
     create = merged[~in_store].assign(action=CREATE)
     restore = merged[was_archived].assign(action=RESTORE)
     unchanged = int((in_store & ~was_archived).sum())
@@ -354,6 +368,8 @@ def _plan_enrollments(
         gone |= ~active_keys.isin(_keys(present, key))
     if protected:
         gone &= ~active_keys.isin(pd.MultiIndex.from_tuples(list(protected)))
+    gone |= active["user_id"].isin(archived_users).to_numpy(dtype=bool)
+    gone |= active["section_id"].isin(archived_sections).to_numpy(dtype=bool)
     archive = active[gone].assign(action=ARCHIVE)
 
     columns = ["action", "id", *key]

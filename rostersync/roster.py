@@ -91,9 +91,7 @@ class Roster:
         return any(mode == "delta" for mode in self.modes.values())
 
 
-def frame_from_columns(
-    columns: dict[str, list], names: Iterable[str]
-) -> pd.DataFrame:
+def frame_from_columns(columns: dict[str, list], names: Iterable[str]) -> pd.DataFrame:
     """Build a frame with exactly ``names`` as columns from lists gathered per column.
 
     Text columns use pandas' string dtype; ``school_ids`` stays an object column of

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from rostersync.checks import CheckReport, check_roster
 from rostersync.planning import StoreSnapshot
 from rostersync.roster import Roster
 from rostersync.store.districts import IntegrationConfig
@@ -13,18 +14,13 @@ from rostersync.store.districts import IntegrationConfig
 @task(name="validate-roster", cache_policy=NO_CACHE)
 def validate_roster(
     roster: Roster, integration: IntegrationConfig, store: StoreSnapshot
-):
-    """Check the pull; return a CheckReport with findings and the clean roster."""
-    from rostersync.checks import check_roster
-
+) -> CheckReport:
+    """Check the pull; return the findings and the pull without quarantined records."""
+    shared = integration.shared_school_ids
     report = check_roster(
         roster,
         store_active_users=store.active_users,
-        shared_school_ids=(
-            set(integration.shared_school_ids)
-            if integration.shared_school_ids
-            else None
-        ),
+        shared_school_ids=set(shared) if shared else None,
         known_section_ids=set(store.sections["provider_id"].dropna()),
         known_user_ids=set(store.users["provider_id"].dropna()),
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rostersync.errors import RosterFileError, RosterSourceError
-from rostersync.grades import normalize_grade
+from rostersync.grades import normalize_grade, unknown_grade_finding
 from rostersync.roster import (
     ACTIVE,
     ENROLLMENT_COLUMNS,
@@ -100,7 +100,7 @@ class CleverRosterBuilder:
         # Section id to its (user id, role) pairs, which a repeated section replaces.
         self._members: dict[str, tuple[tuple[str, str], ...]] = {}
         self._contact_ids: set[str] = set()
-        self._unknown_grade_ids: set[str] = set()
+        self._unknown_grades: dict[str, str | None] = {}
         self._roleless_ids: set[str] = set()
         self._district_ids: set[str] = set()
 
@@ -191,8 +191,9 @@ class CleverRosterBuilder:
             self._district_ids.add(district.strip())
 
     def _add_user(self, provider_id: str, user: dict) -> None:
-        for ids in (self._contact_ids, self._unknown_grade_ids, self._roleless_ids):
+        for ids in (self._contact_ids, self._roleless_ids):
             ids.discard(provider_id)
+        self._unknown_grades.pop(provider_id, None)
         roles = _mapping(user.get("roles"), "roles")
         if roles is None:
             raise _InvalidField("roles is missing, expected an object.")
@@ -201,7 +202,7 @@ class CleverRosterBuilder:
         if student is not None:
             row, grade_known = _student_row(provider_id, user, student)
             if not grade_known:
-                self._unknown_grade_ids.add(provider_id)
+                self._unknown_grades[provider_id] = row.get("grade")
             self._users.put(provider_id, row)
             return
 
@@ -244,13 +245,8 @@ class CleverRosterBuilder:
         if self._contact_ids:
             message = f"{len(self._contact_ids)} contacts are not stored"
             findings.append(Finding("users", "contacts_not_stored", "warning", message))
-        for provider_id in sorted(self._unknown_grade_ids):
-            message = (
-                "The grade is not a known grade level, so it is kept as Clever sent it."
-            )
-            findings.append(
-                Finding("students", "unknown_grade", "warning", message, provider_id)
-            )
+        for provider_id, grade in sorted(self._unknown_grades.items()):
+            findings.append(unknown_grade_finding(provider_id, grade, "Clever"))
         for provider_id in sorted(self._roleless_ids):
             message = (
                 "The user has no student, teacher, staff, district_admin or contact "

@@ -17,7 +17,7 @@ from typing import IO, Any, NamedTuple
 import pandas as pd
 
 from rostersync.errors import RosterFileError
-from rostersync.grades import normalize_grade
+from rostersync.grades import normalize_grade, unknown_grade_finding
 from rostersync.roster import (
     ACTIVE,
     ENROLLMENT_COLUMNS,
@@ -677,16 +677,7 @@ def _read_grade(grades: str, provider_id: str, findings: list[Finding]) -> str |
     first = grades.split(",", 1)[0]
     grade, known = _normalize_grade(first)
     if not known:
-        findings.append(
-            Finding(
-                entity="users",
-                check="unknown_grade",
-                level="warning",
-                message=f"Grade '{grade}' is not a known grade level, so it is kept "
-                "as given.",
-                provider_id=provider_id,
-            )
-        )
+        findings.append(unknown_grade_finding(provider_id, grade, "the file"))
     return grade
 
 

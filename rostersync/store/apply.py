@@ -8,6 +8,7 @@ runs per row, and a failure anywhere rolls the whole run back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,8 @@ from rostersync.store.models import (
 
 BATCH_ROWS = 10_000
 
+logger = logging.getLogger(__name__)
+
 
 def apply_plan(connection: Connection, plan: Plan, run_id: str, now: datetime) -> None:
     """Apply every change of ``plan`` and log it under ``run_id``.
@@ -69,12 +72,29 @@ def apply_plan(connection: Connection, plan: Plan, run_id: str, now: datetime) -
     context = _Context(connection, plan.district_id, run_id, now)
 
     _apply_schools(context, plan.changes["schools"])
+    _log_progress(context, "schools", plan.changes["schools"])
     mapping = _load_mapping(connection, plan.district_id)
     _apply_users(context, _resolve_user_schools(plan.changes["users"], mapping))
+    _log_progress(context, "users", plan.changes["users"])
     _apply_sections(
         context, _resolve_section_schools(plan.changes["sections"], mapping)
     )
+    _log_progress(context, "sections", plan.changes["sections"])
     _apply_enrollments(context, plan.changes["enrollments"])
+    _log_progress(context, "enrollments", plan.changes["enrollments"])
+
+
+def _log_progress(context: _Context, entity: str, changes: pd.DataFrame) -> None:
+    counts = changes["action"].value_counts()
+    logger.info(
+        "district %s: %s written: %d created, %d updated, %d restored, %d archived",
+        context.district_id,
+        entity,
+        counts.get(CREATE, 0),
+        counts.get(UPDATE, 0),
+        counts.get(RESTORE, 0),
+        counts.get(ARCHIVE, 0),
+    )
 
 
 class _Context:

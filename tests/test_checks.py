@@ -1,0 +1,942 @@
+"""Tests of the data checks: blocking findings, quarantine, cascade and privacy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import expectations.enrollments
+import expectations.schools
+import expectations.sections
+import expectations.users
+from rostersync.checks import CheckReport, check_roster
+from rostersync.readers.clever import read_clever_files
+from rostersync.roster import (
+    ENROLLMENT_COLUMNS,
+    SCHOOL_COLUMNS,
+    SECTION_COLUMNS,
+    USER_COLUMNS,
+    Finding,
+    Roster,
+    frame_from_columns,
+)
+from tests.datasets import clever_users, copy_clever_demo
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+LEAKED_EMAIL = "zz-canary-7f3a@@leak.example"
+SHARED = {"s1", "s2"}
+
+
+# A clean pull: two schools, a teacher, two students, a district admin without a
+# school, one section per school and three enrollments.
+
+
+def school_columns() -> dict[str, list]:
+    return {
+        "provider_id": ["s1", "s2"],
+        "name": ["North Elementary", "South Middle"],
+        "status": ["active", "active"],
+    }
+
+
+def user_columns() -> dict[str, list]:
+    return {
+        "provider_id": ["t1", "st1", "st2", "da1"],
+        "kind": ["educator", "student", "student", "educator"],
+        "role": ["teacher", "student", "student", "district_admin"],
+        "email": ["t1@district.example.org", "st1@district.example.org", None, None],
+        "school_id": ["s1", "s1", "s2", None],
+        "school_ids": [("s1",), ("s1",), ("s2",), ()],
+        "status": ["active", "active", "active", "active"],
+    }
+
+
+def section_columns() -> dict[str, list]:
+    return {
+        "provider_id": ["c1", "c2"],
+        "school_id": ["s1", "s2"],
+        "name": ["Reading 1", "Reading 2"],
+        "status": ["active", "active"],
+    }
+
+
+def enrollment_columns() -> dict[str, list]:
+    return {
+        "section_id": ["c1", "c1", "c2"],
+        "user_id": ["t1", "st1", "st2"],
+        "role": ["teacher", "student", "student"],
+        "status": ["active", "active", "active"],
+    }
+
+
+def with_row(columns: dict[str, list], **row: object) -> dict[str, list]:
+    """Return ``columns`` with one more row; a column the row omits gets None."""
+    return {name: [*values, row.get(name)] for name, values in columns.items()}
+
+
+def build_roster(
+    *,
+    schools: dict[str, list] | None = None,
+    users: dict[str, list] | None = None,
+    sections: dict[str, list] | None = None,
+    enrollments: dict[str, list] | None = None,
+    modes: dict[str, str] | None = None,
+    findings: list[Finding] | None = None,
+) -> Roster:
+    roster = Roster(
+        schools=frame_from_columns(schools or school_columns(), SCHOOL_COLUMNS),
+        users=frame_from_columns(users or user_columns(), USER_COLUMNS),
+        sections=frame_from_columns(sections or section_columns(), SECTION_COLUMNS),
+        enrollments=frame_from_columns(
+            enrollments or enrollment_columns(), ENROLLMENT_COLUMNS
+        ),
+        source="inline test roster",
+        findings=list(findings or []),
+    )
+    if modes:
+        roster.modes.update(modes)
+    return roster
+
+
+def run_checks(roster: Roster, **options: object) -> CheckReport:
+    options.setdefault("store_active_users", 4)
+    options.setdefault("shared_school_ids", set(SHARED))
+    return check_roster(roster, **options)
+
+
+def checks_of(report: CheckReport, level: str) -> set[tuple[str, str]]:
+    return {(f.entity, f.check) for f in report.findings if f.level == level}
+
+
+@pytest.fixture(scope="module")
+def clean_report() -> CheckReport:
+    """The report on the clean pull; the first call also creates the GE context."""
+    return run_checks(build_roster())
+
+
+# The clean pull
+
+
+def test_clean_pull_has_no_findings(clean_report: CheckReport) -> None:
+    assert clean_report.findings == []
+
+
+def test_clean_pull_quarantines_nothing(clean_report: CheckReport) -> None:
+    assert clean_report.quarantined_count == 0
+
+
+def test_clean_pull_keeps_every_user(clean_report: CheckReport) -> None:
+    assert clean_report.clean.users["provider_id"].tolist() == ["t1", "st1", "st2", "da1"]
+
+
+def test_clean_pull_keeps_every_enrollment(clean_report: CheckReport) -> None:
+    assert len(clean_report.clean.enrollments) == 3
+
+
+def test_district_admin_without_school_is_kept(clean_report: CheckReport) -> None:
+    assert "da1" not in clean_report.quarantined["users"]
+
+
+def test_shared_none_means_every_pulled_school() -> None:
+    report = run_checks(build_roster(), shared_school_ids=None)
+
+    assert report.findings == []
+
+
+# Blocking checks
+
+
+def _blocking_cases() -> list:
+    def without_name(columns: dict[str, list]) -> dict[str, list]:
+        return {**columns, "name": [None] * len(columns["name"])}
+
+    return [
+        pytest.param(
+            {"schools": with_row(school_columns(), name="West High", status="active")},
+            ("schools", "provider_id_is_present"),
+            id="school-id-missing",
+        ),
+        pytest.param(
+            {"schools": with_row(school_columns(), provider_id="s1", name="Copy")},
+            ("schools", "provider_id_is_unique"),
+            id="school-id-duplicated",
+        ),
+        pytest.param(
+            {"schools": without_name(school_columns())},
+            ("schools", "name_is_filled"),
+            id="school-name-empty-everywhere",
+        ),
+        pytest.param(
+            {"users": with_row(user_columns(), kind="student", role="student")},
+            ("users", "provider_id_is_present"),
+            id="user-id-missing",
+        ),
+        pytest.param(
+            {"users": with_row(user_columns(), provider_id="t1", kind="educator")},
+            ("users", "provider_id_is_unique"),
+            id="user-id-duplicated",
+        ),
+        pytest.param(
+            {"users": {**user_columns(), "role": [None] * 4}},
+            ("users", "role_is_filled"),
+            id="user-role-empty-everywhere",
+        ),
+        pytest.param(
+            {"sections": with_row(section_columns(), school_id="s1")},
+            ("sections", "provider_id_is_present"),
+            id="section-id-missing",
+        ),
+        pytest.param(
+            {"sections": with_row(section_columns(), provider_id="c1", school_id="s1")},
+            ("sections", "provider_id_is_unique"),
+            id="section-id-duplicated",
+        ),
+        pytest.param(
+            {"sections": {**section_columns(), "school_id": [None, None]}},
+            ("sections", "school_id_is_filled"),
+            id="section-school-empty-everywhere",
+        ),
+        pytest.param(
+            {"enrollments": with_row(enrollment_columns(), user_id="t1", role="x")},
+            ("enrollments", "section_id_is_present"),
+            id="enrollment-section-missing",
+        ),
+        pytest.param(
+            {"enrollments": with_row(enrollment_columns(), section_id="c1", role="x")},
+            ("enrollments", "user_id_is_present"),
+            id="enrollment-user-missing",
+        ),
+        pytest.param(
+            {"enrollments": with_row(enrollment_columns(), section_id="c2", user_id="t1")},
+            ("enrollments", "role_is_present"),
+            id="enrollment-role-missing",
+        ),
+        pytest.param(
+            {
+                "enrollments": with_row(
+                    enrollment_columns(), section_id="c1", user_id="t1", role="teacher"
+                )
+            },
+            ("enrollments", "enrollment_is_unique"),
+            id="enrollment-duplicated",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("frames", "expected"), _blocking_cases())
+def test_blocking_check_triggers(
+    frames: dict[str, dict[str, list]], expected: tuple[str, str]
+) -> None:
+    report = run_checks(build_roster(**frames))
+
+    assert expected in checks_of(report, "blocking")
+
+
+@pytest.mark.parametrize(("frames", "expected"), _blocking_cases())
+def test_blocking_finding_is_in_blocking_list(
+    frames: dict[str, dict[str, list]], expected: tuple[str, str]
+) -> None:
+    report = run_checks(build_roster(**frames))
+
+    assert expected in {(f.entity, f.check) for f in report.blocking}
+
+
+def test_duplicate_finding_names_the_id() -> None:
+    users = with_row(user_columns(), provider_id="t1", kind="educator", role="teacher")
+    report = run_checks(build_roster(users=users))
+
+    [finding] = [f for f in report.blocking if f.check == "provider_id_is_unique"]
+    assert finding.message == (
+        "2 user rows share their provider id with another row, for example t1."
+    )
+
+
+def test_missing_id_finding_counts_rows() -> None:
+    schools = with_row(school_columns(), name="West High")
+    schools = with_row(schools, name="East High")
+    report = run_checks(build_roster(schools=schools))
+
+    [finding] = report.blocking
+    assert finding.message == "2 school rows have no provider id."
+
+
+def test_name_missing_on_some_rows_passes() -> None:
+    schools = {**school_columns(), "name": ["North Elementary", None]}
+    report = run_checks(build_roster(schools=schools))
+
+    assert report.blocking == []
+
+
+def test_empty_frames_are_not_blocking() -> None:
+    empty = {"provider_id": [], "name": [], "school_id": []}
+    no_enrollments = {name: [] for name in ENROLLMENT_COLUMNS}
+    roster = build_roster(
+        schools={"provider_id": ["s1"], "name": ["North"], "status": ["active"]},
+        users={name: [] for name in USER_COLUMNS},
+        sections=empty,
+        enrollments=no_enrollments,
+    )
+    report = run_checks(roster, store_active_users=0)
+
+    assert report.findings == []
+
+
+# The empty pull
+
+
+def _roster_without_users(modes: dict[str, str] | None = None) -> Roster:
+    return build_roster(
+        users={name: [] for name in USER_COLUMNS},
+        enrollments={name: [] for name in ENROLLMENT_COLUMNS},
+        modes=modes,
+    )
+
+
+def test_empty_pull_blocks_when_store_has_users() -> None:
+    report = run_checks(_roster_without_users(), store_active_users=1200)
+
+    assert ("users", "pull_has_users") in checks_of(report, "blocking")
+
+
+def test_empty_pull_message_names_store_count() -> None:
+    report = run_checks(_roster_without_users(), store_active_users=1200)
+
+    [finding] = report.blocking
+    assert "no users although the store has 1200 active users" in finding.message
+
+
+def test_empty_pull_message_names_likely_causes() -> None:
+    report = run_checks(_roster_without_users(), store_active_users=1200)
+
+    [finding] = report.blocking
+    assert "provider outage or an unshared district" in finding.message
+
+
+def test_empty_pull_passes_when_store_is_empty() -> None:
+    report = run_checks(_roster_without_users(), store_active_users=0)
+
+    assert report.blocking == []
+
+
+def test_empty_delta_pull_is_not_blocking() -> None:
+    roster = _roster_without_users(modes={"users": "delta"})
+    report = run_checks(roster, store_active_users=1200)
+
+    assert report.blocking == []
+
+
+# Record-level checks: each removes exactly the bad record
+
+
+def _quarantine_cases() -> list:
+    return [
+        pytest.param(
+            {"users": with_row(user_columns(), provider_id="p1", role="parent")},
+            {},
+            ("users", "role_is_known", "p1"),
+            id="unknown-role",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="t2",
+                    kind="educator",
+                    role="teacher",
+                    email=LEAKED_EMAIL,
+                    school_ids=("s1",),
+                    status="active",
+                )
+            },
+            {},
+            ("users", "email_is_valid", "t2"),
+            id="invalid-email",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="t3",
+                    kind="educator",
+                    role="teacher",
+                    school_ids=("s1",),
+                    status="inactive",
+                )
+            },
+            {},
+            ("users", "status_is_valid", "t3"),
+            id="user-status-invalid",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="t4",
+                    kind="educator",
+                    role="teacher",
+                    school_id="s9",
+                    school_ids=("s9",),
+                )
+            },
+            {},
+            ("users", "schools_are_shared", "t4"),
+            id="teacher-school-not-shared",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="t5",
+                    kind="educator",
+                    role="teacher",
+                    school_ids=(),
+                )
+            },
+            {},
+            ("users", "schools_are_shared", "t5"),
+            id="teacher-without-school",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="st9",
+                    kind="student",
+                    role="student",
+                    school_ids=("s9",),
+                )
+            },
+            {},
+            ("users", "schools_are_shared", "st9"),
+            id="student-school-not-shared",
+        ),
+        pytest.param(
+            {
+                "users": with_row(
+                    user_columns(),
+                    provider_id="st8",
+                    kind="student",
+                    role="student",
+                    school_ids=(),
+                )
+            },
+            {},
+            ("users", "student_has_school", "st8"),
+            id="student-without-school",
+        ),
+        pytest.param(
+            {"schools": with_row(school_columns(), provider_id="s3", status="closed")},
+            {"shared_school_ids": {"s1", "s2", "s3"}},
+            ("schools", "status_is_valid", "s3"),
+            id="school-status-invalid",
+        ),
+        pytest.param(
+            {
+                "sections": with_row(
+                    section_columns(), provider_id="c3", school_id="s1", status="gone"
+                )
+            },
+            {},
+            ("sections", "status_is_valid", "c3"),
+            id="section-status-invalid",
+        ),
+        pytest.param(
+            {"sections": with_row(section_columns(), provider_id="c4", school_id="s9")},
+            {},
+            ("sections", "school_is_shared", "c4"),
+            id="section-school-not-shared",
+        ),
+        pytest.param(
+            {"sections": with_row(section_columns(), provider_id="c5", school_id="s3")},
+            {"shared_school_ids": {"s1", "s2", "s3"}},
+            ("sections", "school_is_in_pull", "c5"),
+            id="section-school-not-in-pull",
+        ),
+        pytest.param(
+            {
+                "enrollments": with_row(
+                    enrollment_columns(),
+                    section_id="c1",
+                    user_id="st2",
+                    role="student",
+                    status="pending",
+                )
+            },
+            {},
+            ("enrollments", "status_is_valid", ("c1", "st2", "student")),
+            id="enrollment-status-invalid",
+        ),
+        pytest.param(
+            {
+                "enrollments": with_row(
+                    enrollment_columns(), section_id="c9", user_id="st1", role="student"
+                )
+            },
+            {},
+            ("enrollments", "section_is_known", ("c9", "st1", "student")),
+            id="enrollment-section-unknown",
+        ),
+        pytest.param(
+            {
+                "enrollments": with_row(
+                    enrollment_columns(), section_id="c2", user_id="u9", role="student"
+                )
+            },
+            {},
+            ("enrollments", "user_is_known", ("c2", "u9", "student")),
+            id="enrollment-user-unknown",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
+def test_quarantine_records_the_id(
+    frames: dict, options: dict, expected: tuple[str, str, object]
+) -> None:
+    entity, _, record_id = expected
+    report = run_checks(build_roster(**frames), **options)
+
+    assert report.quarantined[entity] == {record_id}
+
+
+@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
+def test_quarantine_reports_the_check(
+    frames: dict, options: dict, expected: tuple[str, str, object]
+) -> None:
+    entity, check, _ = expected
+    report = run_checks(build_roster(**frames), **options)
+
+    assert checks_of(report, "quarantine") == {(entity, check)}
+
+
+@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
+def test_quarantine_finding_names_the_record(
+    frames: dict, options: dict, expected: tuple[str, str, object]
+) -> None:
+    entity, _, record_id = expected
+    report = run_checks(build_roster(**frames), **options)
+    text = record_id if isinstance(record_id, str) else "/".join(record_id)
+
+    assert [f.provider_id for f in report.findings] == [text]
+
+
+@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
+def test_quarantine_keeps_the_other_records(
+    frames: dict, options: dict, expected: tuple[str, str, object]
+) -> None:
+    entity, _, _ = expected
+    report = run_checks(build_roster(**frames), **options)
+    pulled = build_roster(**frames)
+    id_columns = {
+        "schools": ["provider_id"],
+        "users": ["provider_id"],
+        "sections": ["provider_id"],
+        "enrollments": ["section_id", "user_id", "role"],
+    }[entity]
+    before = set(getattr(pulled, entity)[id_columns].itertuples(index=False))
+    after = set(getattr(report.clean, entity)[id_columns].itertuples(index=False))
+    removed = {
+        record if isinstance(record, tuple) else (record,)
+        for record in report.quarantined[entity]
+    }
+
+    assert after == before - removed
+
+
+@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
+def test_quarantine_is_not_blocking(
+    frames: dict, options: dict, expected: tuple[str, str, object]
+) -> None:
+    report = run_checks(build_roster(**frames), **options)
+
+    assert report.blocking == []
+
+
+def test_unknown_role_message_names_the_role() -> None:
+    users = with_row(user_columns(), provider_id="p1", role="parent")
+    report = run_checks(build_roster(users=users))
+
+    [finding] = report.findings
+    assert finding.message == (
+        "User p1 has the unknown role 'parent', so it is neither a student nor an "
+        "educator."
+    )
+
+
+def test_free_text_role_is_not_quoted() -> None:
+    users = with_row(user_columns(), provider_id="p2", role="Mother of Ann Example")
+    report = run_checks(build_roster(users=users))
+
+    [finding] = report.findings
+    assert "Ann Example" not in finding.message
+
+
+def test_missing_status_passes() -> None:
+    users = {**user_columns(), "status": [None] * 4}
+    report = run_checks(build_roster(users=users))
+
+    assert report.findings == []
+
+
+def test_removed_student_without_school_is_kept() -> None:
+    users = with_row(
+        user_columns(),
+        provider_id="st7",
+        kind="student",
+        role="student",
+        school_ids=(),
+        status="tobedeleted",
+    )
+    report = run_checks(build_roster(users=users))
+
+    assert report.quarantined["users"] == set()
+
+
+def test_school_in_delta_pull_may_be_absent() -> None:
+    sections = with_row(section_columns(), provider_id="c5", school_id="s3")
+    roster = build_roster(sections=sections, modes={"schools": "delta"})
+    report = run_checks(roster, shared_school_ids={"s1", "s2", "s3"})
+
+    assert report.quarantined["sections"] == set()
+
+
+def test_quarantined_school_takes_its_sections() -> None:
+    schools = {**school_columns(), "status": ["active", "closed"]}
+    report = run_checks(build_roster(schools=schools))
+
+    assert report.quarantined["sections"] == {"c2"}
+
+
+def test_quarantined_school_section_check() -> None:
+    schools = {**school_columns(), "status": ["active", "closed"]}
+    report = run_checks(build_roster(schools=schools))
+
+    assert ("sections", "school_is_kept") in checks_of(report, "quarantine")
+
+
+# Cascade to enrollments
+
+
+def _invalid_email_roster() -> Roster:
+    users = {**user_columns(), "email": [LEAKED_EMAIL, None, None, None]}
+    return build_roster(users=users)
+
+
+def test_quarantined_user_takes_its_enrollments() -> None:
+    report = run_checks(_invalid_email_roster())
+
+    assert report.quarantined["enrollments"] == {("c1", "t1", "teacher")}
+
+
+def test_user_cascade_names_the_reason() -> None:
+    report = run_checks(_invalid_email_roster())
+
+    [finding] = [f for f in report.findings if f.entity == "enrollments"]
+    assert finding.check == "user_is_kept"
+
+
+def test_user_cascade_keeps_other_enrollments() -> None:
+    report = run_checks(_invalid_email_roster())
+
+    assert report.clean.enrollments["user_id"].tolist() == ["st1", "st2"]
+
+
+def test_quarantined_section_takes_its_enrollments() -> None:
+    sections = {**section_columns(), "status": ["active", "archived"]}
+    report = run_checks(build_roster(sections=sections))
+
+    assert report.quarantined["enrollments"] == {("c2", "st2", "student")}
+
+
+def test_section_cascade_names_the_reason() -> None:
+    sections = {**section_columns(), "status": ["active", "archived"]}
+    report = run_checks(build_roster(sections=sections))
+
+    [finding] = [f for f in report.findings if f.entity == "enrollments"]
+    assert finding.check == "section_is_kept"
+
+
+def test_unshared_school_cascades_to_enrollments() -> None:
+    report = run_checks(build_roster(), shared_school_ids={"s1"})
+
+    assert report.quarantined == {
+        "schools": set(),
+        "users": {"st2"},
+        "sections": {"c2"},
+        "enrollments": {("c2", "st2", "student")},
+    }
+
+
+# Delta pulls
+
+
+def _delta_enrollment_roster() -> Roster:
+    enrollments = {
+        "section_id": ["c7", "c1"],
+        "user_id": ["st1", "u7"],
+        "role": ["student", "student"],
+        "status": ["active", "active"],
+    }
+    return build_roster(enrollments=enrollments, modes={"enrollments": "delta"})
+
+
+def test_delta_enrollment_uses_known_ids() -> None:
+    report = run_checks(
+        _delta_enrollment_roster(),
+        known_section_ids={"c7"},
+        known_user_ids={"u7"},
+    )
+
+    assert report.quarantined["enrollments"] == set()
+
+
+def test_delta_enrollment_keeps_known_references() -> None:
+    report = run_checks(
+        _delta_enrollment_roster(),
+        known_section_ids={"c7"},
+        known_user_ids={"u7"},
+    )
+
+    assert len(report.clean.enrollments) == 2
+
+
+def test_delta_enrollment_without_known_ids() -> None:
+    report = run_checks(_delta_enrollment_roster())
+
+    assert report.quarantined["enrollments"] == {
+        ("c7", "st1", "student"),
+        ("c1", "u7", "student"),
+    }
+
+
+# Findings, warnings and the clean roster
+
+
+def _warning() -> Finding:
+    return Finding(
+        entity="users",
+        check="grade_is_known",
+        level="warning",
+        message="User st1 has the unknown grade 'P1'.",
+        provider_id="st1",
+    )
+
+
+def test_warnings_pass_through() -> None:
+    report = run_checks(build_roster(findings=[_warning()]))
+
+    assert report.findings == [_warning()]
+
+
+def test_warnings_reach_clean_roster() -> None:
+    report = run_checks(build_roster(findings=[_warning()]))
+
+    assert report.clean.findings == [_warning()]
+
+
+def test_clean_findings_add_new_findings() -> None:
+    users = {**user_columns(), "email": [LEAKED_EMAIL, None, None, None]}
+    report = run_checks(build_roster(users=users, findings=[_warning()]))
+
+    assert report.clean.findings == report.findings
+
+
+def test_warning_is_first_of_findings() -> None:
+    users = {**user_columns(), "email": [LEAKED_EMAIL, None, None, None]}
+    report = run_checks(build_roster(users=users, findings=[_warning()]))
+
+    assert report.findings[0] == _warning()
+
+
+def test_clean_roster_keeps_source_and_modes() -> None:
+    roster = build_roster(modes={"users": "delta"})
+    report = run_checks(roster)
+
+    assert (report.clean.source, report.clean.modes) == (roster.source, roster.modes)
+
+
+def test_quarantined_count_sums_entities() -> None:
+    report = run_checks(_invalid_email_roster())
+
+    assert report.quarantined_count == 2
+
+
+def test_input_roster_is_unchanged() -> None:
+    roster = _invalid_email_roster()
+    run_checks(roster)
+
+    assert len(roster.users) == 4
+
+
+# Privacy
+
+
+def _leaky_report() -> CheckReport:
+    users = with_row(
+        user_columns(),
+        provider_id="t6",
+        kind="educator",
+        role="teacher",
+        email=LEAKED_EMAIL,
+        school_id="s9",
+        school_ids=("s9",),
+        status="inactive",
+    )
+    users = with_row(users, provider_id="t6", role="teacher", email=LEAKED_EMAIL)
+    return run_checks(build_roster(users=users))
+
+
+def test_no_message_contains_the_email() -> None:
+    report = _leaky_report()
+
+    assert [f for f in report.findings if LEAKED_EMAIL in f.message] == []
+
+
+def test_no_finding_contains_the_email() -> None:
+    report = _leaky_report()
+    text = json.dumps([finding.as_dict() for finding in report.findings])
+
+    assert LEAKED_EMAIL not in text
+
+
+def test_email_finding_names_only_the_id() -> None:
+    users = with_row(
+        user_columns(),
+        provider_id="t2",
+        kind="educator",
+        role="teacher",
+        email=LEAKED_EMAIL,
+        school_ids=("s1",),
+    )
+    report = run_checks(build_roster(users=users))
+
+    [finding] = report.findings
+    assert finding.message == "User t2 has an invalid email address."
+
+
+def test_no_message_contains_a_name() -> None:
+    report = _leaky_report()
+    names = {"North Elementary", "South Middle", "Reading 1", "Reading 2"}
+
+    assert [f for f in report.findings if any(n in f.message for n in names)] == []
+
+
+# Great Expectations setup
+
+
+def test_progress_bars_are_off(capfd: pytest.CaptureFixture[str]) -> None:
+    run_checks(_invalid_email_roster())
+
+    assert "Calculating Metrics" not in capfd.readouterr().err
+
+
+def _run_python(code: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return completed.stdout.strip()
+
+
+def test_importing_checks_skips_great_expectations() -> None:
+    output = _run_python(
+        """
+        import sys
+        import rostersync.checks
+        print("great_expectations" in sys.modules)
+        """
+    )
+
+    assert output == "False"
+
+
+def test_checks_open_no_connection() -> None:
+    """Import, context creation and validation in a fresh process try no network."""
+    output = _run_python(
+        """
+        import socket
+
+        attempts = []
+        real_connect = socket.socket.connect
+
+        def record_connect(sock, address):
+            if sock.family != socket.AF_UNIX:
+                attempts.append(address)
+            return real_connect(sock, address)
+
+        def record_lookup(host, *args, **kwargs):
+            attempts.append(host)
+            raise OSError("name lookups are disabled in this test")
+
+        socket.socket.connect = record_connect
+        socket.getaddrinfo = record_lookup
+
+        from rostersync.checks import check_roster
+        from tests.test_checks import build_roster
+
+        report = check_roster(build_roster(), store_active_users=4)
+        print(len(report.findings), attempts)
+        """
+    )
+
+    assert output == "0 []"
+
+
+def test_each_expectation_names_check_and_level() -> None:
+    modules = (
+        expectations.schools,
+        expectations.users,
+        expectations.sections,
+        expectations.enrollments,
+    )
+    tags = [
+        (item.meta["check"], item.meta["level"])
+        for module in modules
+        for item in module.build_suite().expectations
+    ]
+
+    assert [tag for tag in tags if tag[1] not in {"blocking", "quarantine"}] == []
+
+
+# Real input: the Clever demo district
+
+
+def test_clever_demo_quarantines_bad_emails(tmp_path: Path) -> None:
+    folder = copy_clever_demo(tmp_path / "clever")
+    expected = {
+        user["id"]
+        for user in clever_users(folder)
+        if user.get("email") and "@" not in user["email"]
+    }
+    report = check_roster(read_clever_files(folder), store_active_users=0)
+
+    assert report.quarantined["users"] == expected
+
+
+def test_clever_demo_cascades_to_enrollments(tmp_path: Path) -> None:
+    folder = copy_clever_demo(tmp_path / "clever")
+    bad = {
+        user["id"]
+        for user in clever_users(folder)
+        if user.get("email") and "@" not in user["email"]
+    }
+    sections = json.loads((folder / "sections.json").read_text(encoding="utf-8"))
+    expected = {
+        (record["data"]["id"], user_id, role)
+        for record in sections["data"]
+        for key, role in (("students", "student"), ("teachers", "teacher"))
+        for user_id in record["data"].get(key) or []
+        if user_id in bad
+    }
+    report = check_roster(read_clever_files(folder), store_active_users=0)
+
+    assert report.quarantined["enrollments"] == expected

@@ -1,0 +1,136 @@
+"""The rostersync command line: registration, sync output and exit codes, demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rostersync.cli import main
+from rostersync.settings import get_settings
+from tests import datasets
+
+
+def add_lepo(tmp_path, *extra: str) -> int:
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    return main(
+        [
+            "district", "add", "lepo", "--name", "Lepo", "--provider", "oneroster-csv",
+            "--source", str(folder), *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_district_add_then_list(store_url, tmp_path, capsys):
+    status = add_lepo(tmp_path, "--timezone", "Asia/Tokyo")
+    listed = main(["district", "list"])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert listed == 0
+    assert "lepo\toneroster-csv\tactive" in output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(["--timezone", "Mars/Olympus"], "not a known IANA zone", id="tz"),
+        pytest.param(["--removal-threshold", "-1"], "is negative", id="threshold"),
+        pytest.param(
+            ["--contract-start", "2026-09-01", "--contract-end", "2026-08-01"],
+            "is before contract start",
+            id="contract",
+        ),
+    ],
+)
+def test_district_add_rejects_invalid_values(
+    store_url, tmp_path, capsys, options, message
+):
+    status = add_lepo(tmp_path, *options)
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_district_add_twice_is_rejected(store_url, tmp_path, capsys):
+    add_lepo(tmp_path)
+    folder = tmp_path / "lepo"
+
+    status = main(
+        ["district", "add", "lepo", "--name", "Again", "--provider", "oneroster-csv",
+         "--source", str(folder)]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "already registered" in capsys.readouterr().err
+
+
+def test_sync_help_lists_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+
+    help_text = capsys.readouterr().out
+    assert "3  held" in help_text
+    assert "1  failed" in help_text
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sync_json_prints_one_object_and_exits_zero(store_url, tmp_path, capsys):
+    add_lepo(tmp_path)
+    capsys.readouterr()
+
+    status = main(["sync", "lepo", "--json"])
+
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert set(summary) == {
+        "district_id", "status", "reason", "counts", "quarantined", "flow_run_id",
+    }  # fmt: skip
+    assert summary["status"] == "completed"
+    assert set(summary["counts"]) == {
+        "schools", "educators", "students", "sections", "enrollments",
+    }  # fmt: skip
+    assert summary["counts"]["students"]["created"] == 20
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sync_failed_exits_one(store_url, capsys):
+    status = main(["sync", "nowhere", "--json"])
+
+    assert status == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "failed"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sync_held_exits_three(store_url, tmp_path, capsys):
+    add_lepo(tmp_path, "--removal-threshold", "2")
+    main(["sync", "lepo"])
+    users = [row["sourcedid"] for row in datasets.oneroster_users(tmp_path / "lepo")]
+    datasets.remove_oneroster_users(tmp_path / "lepo", set(users[:3]))
+    capsys.readouterr()
+
+    status = main(["sync", "lepo", "--json"])
+
+    assert status == 3
+    assert json.loads(capsys.readouterr().out)["status"] == "held"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_second_sync_changes_nothing(store_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_DEMO_DIR", str(tmp_path / "demo"))
+    get_settings.cache_clear()
+
+    status = main(["demo", "--students", "120", "--json"])
+
+    lines = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    first, second = (json.loads(line) for line in lines)
+    assert status == 0
+    assert first["counts"]["students"]["created"] == 120
+    assert second["counts"]["students"]["unchanged"] == 120
+    assert all(
+        counts[action] == 0
+        for counts in second["counts"].values()
+        for action in ("created", "updated", "archived", "restored")
+    )

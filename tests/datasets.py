@@ -128,3 +128,48 @@ def _filter_csv(path: Path, column: str, keep) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(row for row in rows if keep(row[position]))
+
+
+# One interface over the sets whose users a sync keeps
+
+
+class RosterSet:
+    """A real roster set that a test can copy, shrink and restore."""
+
+    def __init__(self, name: str, provider: str, relative: str | None = None) -> None:
+        self.name = name
+        self.provider = provider
+        self.relative = relative
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def copy(self, target: Path) -> Path:
+        """Copy the set into ``target``, replacing files already there."""
+        if self.relative is None:
+            return copy_clever_demo(target)
+        shutil.copytree(REAL_INPUT / self.relative, target, dirs_exist_ok=True)
+        return target
+
+    def student_ids(self, folder: Path) -> list[str]:
+        """Provider ids of the students in the raw files, in file order."""
+        if self.relative is None:
+            return [u["id"] for u in clever_users(folder) if "student" in u["roles"]]
+        return [
+            row["sourcedid"]
+            for row in oneroster_users(folder)
+            if row["role"] == "student"
+        ]
+
+    def remove_users(self, folder: Path, user_ids: set[str]) -> None:
+        if self.relative is None:
+            remove_clever_users(folder, user_ids)
+        else:
+            remove_oneroster_users(folder, user_ids)
+
+
+ROSTER_SETS = [
+    RosterSet("clever-demo", "clever"),
+    RosterSet("lepo", "oneroster-csv", "lepo-roster-hub/en"),
+    RosterSet("oat", "oneroster-csv", "oat-sa-oneroster-import/OneRosterv1p1BaseCSV"),
+]

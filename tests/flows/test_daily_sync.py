@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from rostersync.cli import run_sync
 from rostersync.store.database import get_engine
@@ -48,10 +51,127 @@ def user_row(provider_id: str) -> sa.Row:
         ).one()
 
 
+def stored_users() -> list[sa.Row]:
+    with get_engine().connect() as connection:
+        return connection.execute(sa.text("select provider_id, role from users")).all()
+
+
 def user_statuses() -> dict[str, str]:
     with get_engine().connect() as connection:
         rows = connection.execute(sa.text("select provider_id, status from users"))
         return {provider_id: status for provider_id, status in rows}
+
+
+# Every set whose users a sync keeps: stable, archive, hold, restore
+
+
+@pytest.fixture(params=datasets.ROSTER_SETS, ids=repr)
+def roster_set(request, store_url, tmp_path):
+    """A registered district on a copy of one real set, synced once."""
+    chosen = request.param
+    folder = chosen.copy(tmp_path / chosen.name)
+    register("d", chosen.provider, folder)
+    first = run_sync("d")
+    assert first.status == "completed"
+    return chosen, folder
+
+
+def test_second_run_changes_nothing(roster_set):
+    before = store_rows()
+
+    result = run_sync("d")
+
+    changed = sum(
+        counts[action]
+        for counts in result.counts.values()
+        for action in ("created", "updated", "archived", "restored")
+    )
+    assert result.status == "completed"
+    assert changed == 0
+    assert store_rows() == before
+
+
+def test_removed_students_are_archived_exactly(roster_set):
+    chosen, folder = roster_set
+    # The smallest set has two students, and removing both is an empty pull.
+    removed = {chosen.student_ids(folder)[-1]}
+
+    chosen.remove_users(folder, removed)
+    result = run_sync("d")
+
+    archived = {p for p, status in user_statuses().items() if status == "archived"}
+    assert result.status == "completed"
+    assert result.counts["students"]["archived"] == 1
+    assert archived == removed
+
+
+def test_removal_above_district_threshold_is_held(roster_set):
+    chosen, folder = roster_set
+    with get_engine().begin() as connection:
+        connection.execute(sa.text("update districts set removal_threshold = 0"))
+    before = store_rows()
+
+    chosen.remove_users(folder, {chosen.student_ids(folder)[0]})
+    result = run_sync("d")
+
+    assert result.status == "held"
+    assert result.guard["threshold"] == 0
+    assert store_rows() == before
+
+
+def test_student_shared_again_is_restored_with_history(roster_set):
+    chosen, folder = roster_set
+    student = chosen.student_ids(folder)[0]
+    original_id = user_row(student).id
+    chosen.remove_users(folder, {student})
+    run_sync("d")
+
+    chosen.copy(folder)
+    result = run_sync("d")
+
+    with get_engine().connect() as connection:
+        history = (
+            connection.execute(
+                sa.text(
+                    "select action from change_log where entity = 'users' "
+                    "and entity_id = :id order by id"
+                ),
+                {"id": original_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert result.counts["students"]["restored"] == 1
+    assert result.counts["students"]["created"] == 0
+    assert user_row(student).id == original_id
+    assert user_row(student).status == "active"
+    assert history == ["create", "archive", "restore"]
+
+
+def test_archived_student_keeps_book_assignments(roster_set):
+    chosen, folder = roster_set
+    student = chosen.student_ids(folder)[0]
+    student_id = user_row(student).id
+    with get_engine().begin() as connection:
+        connection.execute(
+            sa.text(
+                "insert into book_assignments (district_id, educator_id, student_id, "
+                "book_id, school_year, shelf, assigned_at) "
+                "values ('d', :s, :s, 'book-1', 2026, 'current', :now)"
+            ),
+            {"s": student_id, "now": "2026-10-01 12:00:00+00:00"},
+        )
+
+    chosen.remove_users(folder, {student})
+    run_sync("d")
+
+    with get_engine().connect() as connection:
+        kept = connection.execute(
+            sa.text("select count(*) from book_assignments where student_id = :s"),
+            {"s": student_id},
+        ).scalar_one()
+    assert user_row(student).status == "archived"
+    assert kept == 1
 
 
 # The Clever demo district
@@ -73,71 +193,6 @@ def test_clever_demo_first_sync_creates_every_shared_record(store_url, tmp_path)
     assert result.quarantined == (
         figures["bad_email_users"] + figures["quarantined_enrollments"]
     )
-
-
-def test_clever_demo_second_sync_changes_nothing(store_url, tmp_path):
-    folder = datasets.copy_clever_demo(tmp_path / "clever")
-    figures = datasets.clever_figures(folder)
-    register("clever", "clever", folder)
-    run_sync("clever")
-    before = store_rows()
-
-    result = run_sync("clever")
-
-    changed = {
-        entity: counts["created"]
-        + counts["updated"]
-        + counts["archived"]
-        + counts["restored"]
-        for entity, counts in result.counts.items()
-    }
-    assert changed == dict.fromkeys(changed, 0)
-    assert result.counts["students"]["unchanged"] == figures["students"]
-    assert result.counts["enrollments"]["unchanged"] == figures["enrollments"]
-    assert store_rows() == before
-
-
-def test_clever_demo_removed_users_are_archived_then_restored(store_url, tmp_path):
-    folder = datasets.copy_clever_demo(tmp_path / "clever")
-    register("clever", "clever", folder)
-    run_sync("clever")
-    students = [
-        u["id"] for u in datasets.clever_users(folder) if "student" in u["roles"]
-    ]
-    removed = set(students[:4])
-    original = {provider_id: user_row(provider_id).id for provider_id in removed}
-
-    datasets.remove_clever_users(folder, removed)
-    archived_run = run_sync("clever")
-
-    assert archived_run.status == "completed"
-    assert archived_run.counts["students"]["archived"] == 4
-    archived = {p for p, status in user_statuses().items() if status == "archived"}
-    assert archived == removed
-
-    datasets.copy_clever_demo(folder)
-    restored_run = run_sync("clever")
-
-    assert restored_run.counts["students"]["restored"] == 4
-    assert restored_run.counts["students"]["created"] == 0
-    for provider_id, user_id in original.items():
-        row = user_row(provider_id)
-        assert row.id == user_id
-        assert row.status == "active"
-        assert row.archived_at is None
-    with get_engine().connect() as connection:
-        history = (
-            connection.execute(
-                sa.text(
-                    "select action from change_log where entity = 'users' "
-                    "and entity_id = :id order by id"
-                ),
-                {"id": original[students[0]]},
-            )
-            .scalars()
-            .all()
-        )
-    assert history == ["create", "archive", "restore"]
 
 
 def test_clever_demo_mass_removal_is_held_and_store_untouched(store_url, tmp_path):
@@ -206,29 +261,6 @@ def test_lepo_set_removal_above_threshold_is_held(store_url, tmp_path):
     assert store_rows() == before
 
 
-def test_lepo_set_removal_archives_and_restores(store_url, tmp_path):
-    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
-    register("lepo", "oneroster-csv", folder)
-    run_sync("lepo")
-    users = [row["sourcedid"] for row in datasets.oneroster_users(folder)]
-    removed = set(users[:3])
-
-    datasets.remove_oneroster_users(folder, removed)
-    archived_run = run_sync("lepo")
-    archived = {p for p, status in user_statuses().items() if status == "archived"}
-    restored_folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "again")
-    with get_engine().begin() as connection:
-        connection.execute(
-            sa.text("update integrations set source = :s"), {"s": str(restored_folder)}
-        )
-    restored_run = run_sync("lepo")
-
-    assert archived_run.counts["students"]["archived"] == 3
-    assert archived == removed
-    assert restored_run.counts["students"]["restored"] == 3
-    assert set(user_statuses().values()) == {"active"}
-
-
 def test_oat_set_syncs_with_nonstandard_columns(store_url, tmp_path):
     folder = datasets.copy_oneroster(
         "oat-sa-oneroster-import/OneRosterv1p1BaseCSV", tmp_path / "oat"
@@ -246,21 +278,6 @@ def test_oat_set_syncs_with_nonstandard_columns(store_url, tmp_path):
     assert first.counts["students"]["created"] == len(users)
     assert first.counts["schools"]["created"] == len(orgs)
     assert second.counts["students"]["unchanged"] == len(users)
-
-
-def test_oat_set_user_removed_is_archived(store_url, tmp_path):
-    folder = datasets.copy_oneroster(
-        "oat-sa-oneroster-import/OneRosterv1p1BaseCSV", tmp_path / "oat"
-    )
-    register("oat", "oneroster-csv", folder)
-    run_sync("oat")
-    first_user = datasets.oneroster_users(folder)[0]["sourcedid"]
-
-    datasets.remove_oneroster_users(folder, {first_user})
-    result = run_sync("oat")
-
-    assert result.counts["students"]["archived"] == 1
-    assert user_statuses()[first_user] == "archived"
 
 
 @pytest.mark.parametrize(
@@ -362,6 +379,60 @@ def test_nicelion_set_without_manifest_fails_clearly(store_url, tmp_path):
     assert store_rows()["users"] == []
 
 
+def write_manifest(folder: Path, files: dict[str, str]) -> None:
+    rows = ["propertyName,value", "manifest.version,1.0", "oneroster.version,1.1"]
+    rows += [f"file.{name},{mode}" for name, mode in files.items()]
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+NICELION_FILES = {
+    "orgs": "bulk",
+    "users": "bulk",
+    "classes": "absent",
+    "enrollments": "absent",
+}
+
+
+def test_nicelion_users_with_a_manifest_sync(store_url, tmp_path):
+    folder = tmp_path / "nicelion"
+    folder.mkdir()
+    for name in ("orgs.csv", "users.csv"):
+        shutil.copy(datasets.REAL_INPUT / "nicelion-oneroster-mocker" / name, folder)
+    write_manifest(folder, NICELION_FILES)
+    users = datasets.oneroster_users(folder)
+    register("nicelion", "oneroster-csv", folder)
+
+    result = run_sync("nicelion")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == sum(
+        row["role"] == "student" for row in users
+    )
+    assert result.counts["educators"]["created"] == sum(
+        row["role"] == "principal" for row in users
+    )
+    assert "parent" not in {row.role for row in stored_users()}
+
+
+def test_nicelion_users_of_unknown_org_are_quarantined(store_url, tmp_path):
+    folder = tmp_path / "nicelion"
+    folder.mkdir()
+    source = datasets.REAL_INPUT / "nicelion-oneroster-mocker"
+    shutil.copy(source / "orgs.csv", folder)
+    shutil.copy(source / "test-csv.csv", folder / "users.csv")
+    write_manifest(folder, NICELION_FILES)
+    students = [
+        row for row in datasets.oneroster_users(folder) if row["role"] == "student"
+    ]
+    register("nicelion", "oneroster-csv", folder)
+
+    result = run_sync("nicelion")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == 0
+    assert result.quarantined == len(students)
+
+
 # Failures and the demo
 
 
@@ -397,3 +468,22 @@ def test_dry_run_writes_no_roster_change(store_url, tmp_path):
     assert result.status == "completed"
     assert result.counts["students"]["created"] == 20
     assert store_rows()["users"] == []
+
+
+def test_sync_publishes_markdown_and_table_artifacts(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+
+    result = run_sync("lepo")
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[result.flow_run_id])
+            )
+        )
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert by_key["sync-lepo"].type == "markdown"
+    assert "| students | 20 | 0 | 0 | 0 | 0 |" in by_key["sync-lepo"].data
+    assert by_key["sync-counts-lepo"].type == "table"
+    assert "students" in by_key["sync-counts-lepo"].data

@@ -17,13 +17,13 @@ BLOCKING = "blocking"
 QUARANTINE = "quarantine"
 
 # ExpectColumnValuesToBeInSet skips missing values, so a record without a status
-# passes: OneRoster files often leave status empty on every row.
+# passes, because OneRoster files often leave status empty on every row.
 VALID_STATUSES = (ACTIVE, TO_BE_DELETED)
 
 # The provider's role values of district-level staff, who may belong to no school.
 DISTRICT_LEVEL_ROLES = ("district_admin", "district_administrator", "administrator")
 
-# Great Expectations' own severity for each level, shown next to each expectation.
+# Great Expectations' own severity field for each level, set beside ``meta``.
 _SEVERITIES = {BLOCKING: "critical", QUARANTINE: "warning"}
 
 
@@ -31,7 +31,7 @@ def check_fields(check: str, level: str, message: str) -> dict[str, Any]:
     """Return the keyword arguments that tag an expectation with its check and level.
 
     ``message`` is a ``str.format`` template for one finding. A record-level check may
-    name ``{provider_id}`` and columns that hold no personal data; a blocking check
+    name ``{provider_id}`` and columns that contain no personal data. A blocking check
     may name ``{count}``, ``{examples}`` and the run parameters.
     """
     if level not in _SEVERITIES:
@@ -43,6 +43,7 @@ def check_fields(check: str, level: str, message: str) -> dict[str, Any]:
         "meta": {"check": check, "level": level, "message": message},
         "severity": _SEVERITIES[level],
     }
+
 
 # With ``mostly`` this small, ExpectColumnValuesToNotBeNull passes when one row of a
 # frame of up to a billion rows has a value. It fails only when the column is empty

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
 ENTITY = "enrollments"
-# An enrollment has no provider id of its own; these three columns identify it.
+# An enrollment has no provider id of its own, so these three columns identify it.
 ID_COLUMNS = ("section_id", "user_id", "role")
 
 # Boolean columns that rostersync.checks derives from other frames, the store's ids
@@ -23,7 +23,7 @@ USER_IS_KEPT = "user_is_kept"
 
 
 def build_suite() -> gx.ExpectationSuite:
-    """Build the enrollments suite: blocking expectations first, then record ones."""
+    """Build the enrollments suite, blocking expectations first."""
     import great_expectations as gx
 
     expectations = [*blocking_expectations(), *record_expectations()]
@@ -31,7 +31,7 @@ def build_suite() -> gx.ExpectationSuite:
 
 
 def blocking_expectations() -> list[Expectation]:
-    """Expectations on the whole enrollments frame; a failure stops the run."""
+    """Return the expectations on the enrollments frame whose failure stops the run."""
     import great_expectations.expectations as gxe
 
     present = [
@@ -58,7 +58,7 @@ def blocking_expectations() -> list[Expectation]:
 
 
 def record_expectations() -> list[Expectation]:
-    """Expectations on single enrollments; a failure quarantines the enrollment."""
+    """Return the expectations whose failure quarantines a single enrollment."""
     import great_expectations.expectations as gxe
 
     return [

@@ -15,7 +15,7 @@ ID_COLUMNS = ("provider_id",)
 
 
 def build_suite() -> gx.ExpectationSuite:
-    """Build the schools suite: blocking expectations first, then record-level ones."""
+    """Build the schools suite, blocking expectations first."""
     import great_expectations as gx
 
     expectations = [*blocking_expectations(), *record_expectations()]
@@ -23,7 +23,7 @@ def build_suite() -> gx.ExpectationSuite:
 
 
 def blocking_expectations() -> list[Expectation]:
-    """Expectations on the whole schools frame; a failure stops the run before writes."""
+    """Return the expectations on the schools frame whose failure stops the run."""
     import great_expectations.expectations as gxe
 
     return [
@@ -58,7 +58,7 @@ def blocking_expectations() -> list[Expectation]:
 
 
 def record_expectations() -> list[Expectation]:
-    """Expectations on single schools; a failure quarantines the school."""
+    """Return the expectations whose failure quarantines a single school."""
     import great_expectations.expectations as gxe
 
     return [

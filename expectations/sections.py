@@ -21,7 +21,7 @@ SCHOOL_IS_KEPT = "school_is_kept"
 
 
 def build_suite() -> gx.ExpectationSuite:
-    """Build the sections suite: blocking expectations first, then record-level ones."""
+    """Build the sections suite, blocking expectations first."""
     import great_expectations as gx
 
     expectations = [*blocking_expectations(), *record_expectations()]
@@ -29,7 +29,7 @@ def build_suite() -> gx.ExpectationSuite:
 
 
 def blocking_expectations() -> list[Expectation]:
-    """Expectations on the whole sections frame; a failure stops the run before writes."""
+    """Return the expectations on the sections frame whose failure stops the run."""
     import great_expectations.expectations as gxe
 
     return [
@@ -64,7 +64,7 @@ def blocking_expectations() -> list[Expectation]:
 
 
 def record_expectations() -> list[Expectation]:
-    """Expectations on single sections; a failure quarantines the section."""
+    """Return the expectations whose failure quarantines a single section."""
     import great_expectations.expectations as gxe
 
     return [

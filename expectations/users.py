@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 ENTITY = "users"
 ID_COLUMNS = ("provider_id",)
 
-# One "@", no whitespace, and a domain of at least two non-empty labels. Looser
-# than RFC 5322 on purpose: the check catches values that are not addresses.
+# One "@", no whitespace, and a domain of at least two non-empty labels. It is
+# looser than RFC 5322 on purpose, because it only catches values that are not
+# addresses.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$"
 
 # Boolean columns that rostersync.checks derives from other frames and run options
@@ -27,7 +28,7 @@ MIN_USER_ROWS = "min_user_rows"
 
 
 def build_suite() -> gx.ExpectationSuite:
-    """Build the users suite: blocking expectations first, then record-level ones."""
+    """Build the users suite, blocking expectations first."""
     import great_expectations as gx
 
     expectations = [*blocking_expectations(), *record_expectations()]
@@ -35,7 +36,7 @@ def build_suite() -> gx.ExpectationSuite:
 
 
 def blocking_expectations() -> list[Expectation]:
-    """Expectations on the whole users frame; a failure stops the run before writes."""
+    """Return the expectations on the users frame whose failure stops the run."""
     import great_expectations.expectations as gxe
 
     return [
@@ -80,7 +81,7 @@ def blocking_expectations() -> list[Expectation]:
 
 
 def record_expectations() -> list[Expectation]:
-    """Expectations on single users; a failure quarantines the user."""
+    """Return the expectations whose failure quarantines a single user."""
     import great_expectations.expectations as gxe
 
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -109,6 +110,11 @@ def run_checks(roster: Roster, **options: object) -> CheckReport:
     return check_roster(roster, **options)
 
 
+def _as_fixture_params(cases: list) -> list:
+    """Pack each case's values into one tuple, the one value a fixture receives."""
+    return [pytest.param(case.values, id=case.id) for case in cases]
+
+
 def checks_of(report: CheckReport, level: str) -> set[tuple[str, str]]:
     return {(f.entity, f.check) for f in report.findings if f.level == level}
 
@@ -131,7 +137,12 @@ def test_clean_pull_quarantines_nothing(clean_report: CheckReport) -> None:
 
 
 def test_clean_pull_keeps_every_user(clean_report: CheckReport) -> None:
-    assert clean_report.clean.users["provider_id"].tolist() == ["t1", "st1", "st2", "da1"]
+    assert clean_report.clean.users["provider_id"].tolist() == [
+        "t1",
+        "st1",
+        "st2",
+        "da1",
+    ]
 
 
 def test_clean_pull_keeps_every_enrollment(clean_report: CheckReport) -> None:
@@ -212,7 +223,11 @@ def _blocking_cases() -> list:
             id="enrollment-user-missing",
         ),
         pytest.param(
-            {"enrollments": with_row(enrollment_columns(), section_id="c2", user_id="t1")},
+            {
+                "enrollments": with_row(
+                    enrollment_columns(), section_id="c2", user_id="t1"
+                )
+            },
             ("enrollments", "role_is_present"),
             id="enrollment-role-missing",
         ),
@@ -228,20 +243,21 @@ def _blocking_cases() -> list:
     ]
 
 
-@pytest.mark.parametrize(("frames", "expected"), _blocking_cases())
-def test_blocking_check_triggers(
-    frames: dict[str, dict[str, list]], expected: tuple[str, str]
-) -> None:
-    report = run_checks(build_roster(**frames))
+@pytest.fixture(scope="module", params=_as_fixture_params(_blocking_cases()))
+def blocking_case(request: pytest.FixtureRequest) -> tuple[CheckReport, tuple]:
+    """The report on a pull with one blocking problem, and the expected check."""
+    frames, expected = request.param
+    return run_checks(build_roster(**frames)), expected
+
+
+def test_blocking_check_triggers(blocking_case: tuple[CheckReport, tuple]) -> None:
+    report, expected = blocking_case
 
     assert expected in checks_of(report, "blocking")
 
 
-@pytest.mark.parametrize(("frames", "expected"), _blocking_cases())
-def test_blocking_finding_is_in_blocking_list(
-    frames: dict[str, dict[str, list]], expected: tuple[str, str]
-) -> None:
-    report = run_checks(build_roster(**frames))
+def test_blocking_finding_is_listed(blocking_case: tuple[CheckReport, tuple]) -> None:
+    report, expected = blocking_case
 
     assert expected in {(f.entity, f.check) for f in report.blocking}
 
@@ -297,23 +313,26 @@ def _roster_without_users(modes: dict[str, str] | None = None) -> Roster:
     )
 
 
-def test_empty_pull_blocks_when_store_has_users() -> None:
-    report = run_checks(_roster_without_users(), store_active_users=1200)
+@pytest.fixture(scope="module")
+def empty_pull_report() -> CheckReport:
+    return run_checks(_roster_without_users(), store_active_users=1200)
 
-    assert ("users", "pull_has_users") in checks_of(report, "blocking")
+
+def test_empty_pull_blocks_when_store_has_users(
+    empty_pull_report: CheckReport,
+) -> None:
+    assert checks_of(empty_pull_report, "blocking") == {("users", "pull_has_users")}
 
 
-def test_empty_pull_message_names_store_count() -> None:
-    report = run_checks(_roster_without_users(), store_active_users=1200)
-
-    [finding] = report.blocking
+def test_empty_pull_message_names_store_count(empty_pull_report: CheckReport) -> None:
+    [finding] = empty_pull_report.blocking
     assert "no users although the store has 1200 active users" in finding.message
 
 
-def test_empty_pull_message_names_likely_causes() -> None:
-    report = run_checks(_roster_without_users(), store_active_users=1200)
-
-    [finding] = report.blocking
+def test_empty_pull_message_names_likely_causes(
+    empty_pull_report: CheckReport,
+) -> None:
+    [finding] = empty_pull_report.blocking
     assert "provider outage or an unshared district" in finding.message
 
 
@@ -494,65 +513,49 @@ def _quarantine_cases() -> list:
     ]
 
 
-@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
-def test_quarantine_records_the_id(
-    frames: dict, options: dict, expected: tuple[str, str, object]
-) -> None:
-    entity, _, record_id = expected
-    report = run_checks(build_roster(**frames), **options)
+@pytest.fixture(scope="module", params=_as_fixture_params(_quarantine_cases()))
+def quarantine_case(
+    request: pytest.FixtureRequest,
+) -> tuple[Roster, CheckReport, tuple]:
+    """A pull with one bad record, its report, and (entity, check, record id)."""
+    frames, options, expected = request.param
+    roster = build_roster(**frames)
+    return roster, run_checks(roster, **options), expected
+
+
+def test_quarantine_records_the_id(quarantine_case: tuple) -> None:
+    _, report, (entity, _, record_id) = quarantine_case
 
     assert report.quarantined[entity] == {record_id}
 
 
-@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
-def test_quarantine_reports_the_check(
-    frames: dict, options: dict, expected: tuple[str, str, object]
-) -> None:
-    entity, check, _ = expected
-    report = run_checks(build_roster(**frames), **options)
+def test_quarantine_reports_the_check(quarantine_case: tuple) -> None:
+    _, report, (entity, check, _) = quarantine_case
 
     assert checks_of(report, "quarantine") == {(entity, check)}
 
 
-@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
-def test_quarantine_finding_names_the_record(
-    frames: dict, options: dict, expected: tuple[str, str, object]
-) -> None:
-    entity, _, record_id = expected
-    report = run_checks(build_roster(**frames), **options)
+def test_quarantine_finding_names_the_record(quarantine_case: tuple) -> None:
+    _, report, (_, _, record_id) = quarantine_case
     text = record_id if isinstance(record_id, str) else "/".join(record_id)
 
     assert [f.provider_id for f in report.findings] == [text]
 
 
-@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
-def test_quarantine_keeps_the_other_records(
-    frames: dict, options: dict, expected: tuple[str, str, object]
-) -> None:
-    entity, _, _ = expected
-    report = run_checks(build_roster(**frames), **options)
-    pulled = build_roster(**frames)
-    id_columns = {
-        "schools": ["provider_id"],
-        "users": ["provider_id"],
-        "sections": ["provider_id"],
-        "enrollments": ["section_id", "user_id", "role"],
-    }[entity]
-    before = set(getattr(pulled, entity)[id_columns].itertuples(index=False))
+def test_quarantine_keeps_the_other_records(quarantine_case: tuple) -> None:
+    roster, report, (entity, _, record_id) = quarantine_case
+    id_columns = ["provider_id"]
+    if entity == "enrollments":
+        id_columns = list(ENROLLMENT_COLUMNS[:3])
+    removed = record_id if isinstance(record_id, tuple) else (record_id,)
+    before = set(getattr(roster, entity)[id_columns].itertuples(index=False))
     after = set(getattr(report.clean, entity)[id_columns].itertuples(index=False))
-    removed = {
-        record if isinstance(record, tuple) else (record,)
-        for record in report.quarantined[entity]
-    }
 
-    assert after == before - removed
+    assert after == before - {removed}
 
 
-@pytest.mark.parametrize(("frames", "options", "expected"), _quarantine_cases())
-def test_quarantine_is_not_blocking(
-    frames: dict, options: dict, expected: tuple[str, str, object]
-) -> None:
-    report = run_checks(build_roster(**frames), **options)
+def test_quarantine_is_not_blocking(quarantine_case: tuple) -> None:
+    _, report, _ = quarantine_case
 
     assert report.blocking == []
 
@@ -612,7 +615,7 @@ def test_quarantined_school_takes_its_sections() -> None:
     assert report.quarantined["sections"] == {"c2"}
 
 
-def test_quarantined_school_section_check() -> None:
+def test_school_cascade_names_the_reason() -> None:
     schools = {**school_columns(), "status": ["active", "closed"]}
     report = run_checks(build_roster(schools=schools))
 
@@ -627,23 +630,27 @@ def _invalid_email_roster() -> Roster:
     return build_roster(users=users)
 
 
-def test_quarantined_user_takes_its_enrollments() -> None:
-    report = run_checks(_invalid_email_roster())
+@pytest.fixture(scope="module")
+def invalid_email_report() -> CheckReport:
+    """The report on a pull whose teacher t1 has an invalid email address."""
+    return run_checks(_invalid_email_roster())
 
-    assert report.quarantined["enrollments"] == {("c1", "t1", "teacher")}
+
+def test_quarantined_user_takes_its_enrollments(
+    invalid_email_report: CheckReport,
+) -> None:
+    assert invalid_email_report.quarantined["enrollments"] == {("c1", "t1", "teacher")}
 
 
-def test_user_cascade_names_the_reason() -> None:
-    report = run_checks(_invalid_email_roster())
-
-    [finding] = [f for f in report.findings if f.entity == "enrollments"]
+def test_user_cascade_names_the_reason(invalid_email_report: CheckReport) -> None:
+    [finding] = [f for f in invalid_email_report.findings if f.entity == "enrollments"]
     assert finding.check == "user_is_kept"
 
 
-def test_user_cascade_keeps_other_enrollments() -> None:
-    report = run_checks(_invalid_email_roster())
-
-    assert report.clean.enrollments["user_id"].tolist() == ["st1", "st2"]
+def test_user_cascade_keeps_other_enrollments(
+    invalid_email_report: CheckReport,
+) -> None:
+    assert invalid_email_report.clean.enrollments["user_id"].tolist() == ["st1", "st2"]
 
 
 def test_quarantined_section_takes_its_enrollments() -> None:
@@ -760,10 +767,8 @@ def test_clean_roster_keeps_source_and_modes() -> None:
     assert (report.clean.source, report.clean.modes) == (roster.source, roster.modes)
 
 
-def test_quarantined_count_sums_entities() -> None:
-    report = run_checks(_invalid_email_roster())
-
-    assert report.quarantined_count == 2
+def test_quarantined_count_sums_entities(invalid_email_report: CheckReport) -> None:
+    assert invalid_email_report.quarantined_count == 2
 
 
 def test_input_roster_is_unchanged() -> None:
@@ -776,7 +781,9 @@ def test_input_roster_is_unchanged() -> None:
 # Privacy
 
 
-def _leaky_report() -> CheckReport:
+@pytest.fixture(scope="module")
+def leaky_report() -> CheckReport:
+    """The report on a pull whose teacher t6 fails several checks with one email."""
     users = with_row(
         user_columns(),
         provider_id="t6",
@@ -791,15 +798,14 @@ def _leaky_report() -> CheckReport:
     return run_checks(build_roster(users=users))
 
 
-def test_no_message_contains_the_email() -> None:
-    report = _leaky_report()
+def test_no_message_contains_the_email(leaky_report: CheckReport) -> None:
+    messages = [f.message for f in leaky_report.findings]
 
-    assert [f for f in report.findings if LEAKED_EMAIL in f.message] == []
+    assert [m for m in messages if LEAKED_EMAIL in m] == []
 
 
-def test_no_finding_contains_the_email() -> None:
-    report = _leaky_report()
-    text = json.dumps([finding.as_dict() for finding in report.findings])
+def test_no_finding_contains_the_email(leaky_report: CheckReport) -> None:
+    text = json.dumps([finding.as_dict() for finding in leaky_report.findings])
 
     assert LEAKED_EMAIL not in text
 
@@ -819,18 +825,18 @@ def test_email_finding_names_only_the_id() -> None:
     assert finding.message == "User t2 has an invalid email address."
 
 
-def test_no_message_contains_a_name() -> None:
-    report = _leaky_report()
+def test_no_message_contains_a_name(leaky_report: CheckReport) -> None:
     names = {"North Elementary", "South Middle", "Reading 1", "Reading 2"}
+    messages = [f.message for f in leaky_report.findings]
 
-    assert [f for f in report.findings if any(n in f.message for n in names)] == []
+    assert [m for m in messages if any(name in m for name in names)] == []
 
 
 # Great Expectations setup
 
 
 def test_progress_bars_are_off(capfd: pytest.CaptureFixture[str]) -> None:
-    run_checks(_invalid_email_roster())
+    run_checks(build_roster())
 
     assert "Calculating Metrics" not in capfd.readouterr().err
 
@@ -881,14 +887,25 @@ def test_checks_open_no_connection() -> None:
         socket.getaddrinfo = record_lookup
 
         from rostersync.checks import check_roster
-        from tests.test_checks import build_roster
+        from rostersync.roster import USER_COLUMNS, empty_roster, frame_from_columns
 
-        report = check_roster(build_roster(), store_active_users=4)
-        print(len(report.findings), attempts)
+        roster = empty_roster()
+        roster.users = frame_from_columns(
+            {
+                "provider_id": ["da1", "t1"],
+                "kind": ["educator", "educator"],
+                "role": ["district_admin", "teacher"],
+                "email": [None, "not-an-address"],
+                "school_ids": [(), ()],
+            },
+            USER_COLUMNS,
+        )
+        report = check_roster(roster, store_active_users=2)
+        print(sorted(report.quarantined["users"]), attempts)
         """
     )
 
-    assert output == "0 []"
+    assert output == "['t1'] []"
 
 
 def test_each_expectation_names_check_and_level() -> None:
@@ -905,6 +922,22 @@ def test_each_expectation_names_check_and_level() -> None:
     ]
 
     assert [tag for tag in tags if tag[1] not in {"blocking", "quarantine"}] == []
+
+
+def test_check_names_are_snake_case() -> None:
+    modules = (
+        expectations.schools,
+        expectations.users,
+        expectations.sections,
+        expectations.enrollments,
+    )
+    names = [
+        item.meta["check"]
+        for module in modules
+        for item in module.build_suite().expectations
+    ]
+
+    assert [name for name in names if not re.fullmatch(r"[a-z]+(_[a-z]+)*", name)] == []
 
 
 # Real input: the Clever demo district

@@ -1,6 +1,6 @@
 """Generate a synthetic district as a OneRoster 1.1 CSV set, deterministically.
 
-The people are invented from short word lists; the same seed and size always give
+The people are invented from short word lists. The same seed and size always give
 the same files, so a second sync of an unchanged demo district changes nothing.
 """
 
@@ -49,7 +49,7 @@ USER_HEADER = (
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big the generated district is."""
+    """The size of a generated district."""
 
     students: int = 1000
     schools: int = 3

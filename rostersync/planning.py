@@ -1,10 +1,11 @@
 """Plan the changes that bring the store in line with one pull.
 
-Pure functions on frames, callable without Prefect or a database: the store's current
-rows come in as a ``StoreSnapshot``, the checked roster as a ``Roster``, and the
-result is a ``Plan`` that lists, per entity, what to create, update, archive and
-restore. School references are compared as portal school ids; a school that this
-plan creates is referred to as ``new:<provider id>`` until it exists.
+These are pure functions on frames, callable without Prefect or a database. The
+store's current rows come in as a ``StoreSnapshot`` and the checked pull as a
+``Roster``. The result is a ``Plan`` that lists, per entity, what to create, update,
+archive and restore. School references are compared as portal school ids, and a
+school that this plan creates is referred to as ``new:<provider id>`` until it
+exists.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ DEFAULT_THRESHOLD_MAX = 500
 
 @dataclass
 class StoreSnapshot:
-    """The district's roster rows as the store holds them now, archived ones included.
+    """The district's roster rows as the store has them now, archived ones included.
 
     ``mapping`` maps every provider school id to a portal school id (as text);
-    ``schools`` holds the mapped schools that are not aliases of a merged campus.
+    ``schools`` contains the mapped schools that are not aliases of a merged campus.
     ``enrollments`` names sections and users by provider id.
     """
 
@@ -71,7 +72,7 @@ class StoreSnapshot:
 
 @dataclass
 class Plan:
-    """What one run would change, per entity, keyed by provider id."""
+    """The changes one run would make, per entity, keyed by provider id."""
 
     district_id: str
     store_version: int

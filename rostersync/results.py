@@ -19,7 +19,7 @@ EXIT_CODES: dict[str, int] = {
 
 
 class SyncResult(BaseModel):
-    """What one sync run did, with counts per entity and no student data."""
+    """The outcome of one sync run, with counts per entity and no student data."""
 
     district_id: str
     status: SyncStatus

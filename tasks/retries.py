@@ -13,7 +13,7 @@ IO_RETRY_DELAYS = [2, 10, 30]
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry errors from outside the project and the project's transient ones.
 
-    A bad file or a failed data check gives the same answer on every try, so it is
+    A bad file or a failed data check fails the same way on every try, so it is
     not retried.
     """
     try:

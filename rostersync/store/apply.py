@@ -1,6 +1,6 @@
 """Apply a plan to the store in one transaction, with set-based statements.
 
-Each entity's planned rows go into a temporary staging table in batches; one
+Each entity's planned rows go into a temporary staging table in batches. Then one
 INSERT ... SELECT creates rows, one UPDATE ... FROM updates or restores them, one
 UPDATE archives them, and one INSERT ... SELECT writes the change log. No statement
 runs per row, and a failure anywhere rolls the whole run back.

@@ -25,7 +25,7 @@ PROVIDERS = ("oneroster-csv", "clever", "oneroster-rest")
 
 @dataclass(frozen=True)
 class IntegrationConfig:
-    """What a run needs to know about a district and its integration."""
+    """The settings of a district and its integration that a run reads."""
 
     district_id: str
     provider: str

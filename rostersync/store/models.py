@@ -2,7 +2,7 @@
 
 Three groups of tables:
 - roster tables that the sync writes: schools, users (students and educators in one
-  table, told apart by ``kind``), sections and enrollments;
+  table, with ``kind`` naming which), sections and enrollments;
 - portal-owned tables that providers never send: book assignments, bookshelf and
   "My Books" items, book requests, reading activity and "My Students" lists;
 - operations tables: districts, integrations with their sharing rules and school
@@ -71,7 +71,7 @@ class District(Base):
     contract_end: Mapped[date | None] = mapped_column(Date)
     # The calendar year in which the current school year starts (2026 = 2026-27).
     school_year: Mapped[int] = mapped_column(Integer)
-    # Archiving more users than this in one run holds the run; None = the default rule.
+    # A run that archives more users than this is held; None means the default rule.
     removal_threshold: Mapped[int | None] = mapped_column(Integer)
     retention_days: Mapped[int] = mapped_column(Integer, default=365)
     # Local hour (0-23) at which the scheduled daily sync runs.
@@ -83,7 +83,7 @@ class District(Base):
 
 
 class Integration(Base):
-    """How a district shares its roster: provider, source, credentials and status."""
+    """A district's roster integration: provider, source, credentials and status."""
 
     __tablename__ = "integrations"
 
@@ -134,7 +134,7 @@ class SharingRuleSet(Base):
 
 
 class SchoolMapping(Base):
-    """Maps a provider school id to the portal school that holds its people."""
+    """A link from a provider school id to the portal school of its people."""
 
     __tablename__ = "school_mappings"
     __table_args__ = (UniqueConstraint("district_id", "provider_school_id"),)
@@ -354,7 +354,7 @@ class Section(Base):
 
 
 class Enrollment(Base):
-    """Who attends or teaches a section, and in which role."""
+    """A user's place in a section, as student, teacher or another role."""
 
     __tablename__ = "enrollments"
     __table_args__ = (

@@ -60,6 +60,7 @@ def sync(engine, folder: Path, district_id: str) -> dict:
         check_roster,
         pulled,
         store_active_users=store.active_users,
+        store_active=store.active_counts(),
     )
     plan = timed(
         figures,

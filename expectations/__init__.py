@@ -49,3 +49,47 @@ def check_fields(check: str, level: str, message: str) -> dict[str, Any]:
 # frame of up to a billion rows has a value. It fails only when the column is empty
 # on every row, and passes on a frame with no rows.
 ANY_ROW = 1e-9
+
+
+# Suite parameter: 1 when a bulk pull must contain rows of the entity because the
+# store has active ones, otherwise 0.
+MIN_ROWS = "min_rows"
+
+# Derived boolean column: every text value of the record fits the store's column and
+# contains no NUL character, which PostgreSQL rejects in text.
+TEXT_IS_STORABLE = "text_is_storable"
+
+
+def pull_has_rows(label: str) -> Any:
+    """Return the blocking expectation that a bulk pull is not empty.
+
+    ``label`` is the plural noun of the entity used in the finding's message.
+    """
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectTableRowCountToBeBetween(
+        min_value={"$PARAMETER": MIN_ROWS},
+        **check_fields(
+            f"pull_has_{label}",
+            BLOCKING,
+            f"The provider returned no {label} although the store has "
+            "{store_active} active " + label + ". A provider outage or an unshared "
+            "file is the likely cause, so check both before running again.",
+        ),
+    )
+
+
+def text_is_storable(label: str) -> Any:
+    """Return the record-level expectation that the record's text can be stored."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeInSet(
+        column=TEXT_IS_STORABLE,
+        value_set=[True],
+        **check_fields(
+            "text_is_storable",
+            QUARANTINE,
+            label + " {provider_id} has a value that is too long for the store or "
+            "contains a NUL character.",
+        ),
+    )

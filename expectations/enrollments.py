@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from expectations import BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+from expectations import (
+    BLOCKING,
+    QUARANTINE,
+    VALID_STATUSES,
+    check_fields,
+    pull_has_rows,
+    text_is_storable,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -13,6 +20,10 @@ if TYPE_CHECKING:
 ENTITY = "enrollments"
 # An enrollment has no provider id of its own, so these three columns identify it.
 ID_COLUMNS = ("section_id", "user_id", "role")
+
+# Enrollment roles of OneRoster 1.1 and 1.2 and of Clever sections, less the contact
+# roles (parent, guardian, relative), which the readers drop.
+ENROLLMENT_ROLES = ("student", "teacher", "aide", "administrator", "proctor")
 
 # Boolean columns that rostersync.checks derives from other frames, the store's ids
 # and this run's quarantine before validation, so that one expectation checks each.
@@ -62,13 +73,27 @@ def record_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        text_is_storable("Enrollment"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="role",
+            value_set=list(ENROLLMENT_ROLES),
+            **check_fields(
+                "role_is_known",
+                QUARANTINE,
+                "Enrollment {provider_id} has a role other than "
+                + ", ".join(ENROLLMENT_ROLES)
+                + ".",
+            ),
+        ),
+        pull_has_rows("enrollments"),
         gxe.ExpectColumnValuesToBeInSet(
             column="status",
             value_set=list(VALID_STATUSES),
             **check_fields(
                 "status_is_valid",
                 QUARANTINE,
-                "Enrollment {provider_id} has the invalid status {status}.",
+                "Enrollment {provider_id} has a status other than active or "
+                "tobedeleted.",
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+from expectations import (
+    ANY_ROW,
+    BLOCKING,
+    QUARANTINE,
+    VALID_STATUSES,
+    check_fields,
+    pull_has_rows,
+    text_is_storable,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -27,6 +35,7 @@ def blocking_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        pull_has_rows("schools"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="provider_id",
             **check_fields(
@@ -62,13 +71,14 @@ def record_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        text_is_storable("School"),
         gxe.ExpectColumnValuesToBeInSet(
             column="status",
             value_set=list(VALID_STATUSES),
             **check_fields(
                 "status_is_valid",
                 QUARANTINE,
-                "School {provider_id} has the invalid status {status}.",
+                "School {provider_id} has a status other than active or tobedeleted.",
             ),
         ),
     ]

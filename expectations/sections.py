@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+from expectations import (
+    ANY_ROW,
+    BLOCKING,
+    QUARANTINE,
+    VALID_STATUSES,
+    check_fields,
+    pull_has_rows,
+    text_is_storable,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -33,6 +41,7 @@ def blocking_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        pull_has_rows("sections"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="provider_id",
             **check_fields(
@@ -68,13 +77,14 @@ def record_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        text_is_storable("Section"),
         gxe.ExpectColumnValuesToBeInSet(
             column="status",
             value_set=list(VALID_STATUSES),
             **check_fields(
                 "status_is_valid",
                 QUARANTINE,
-                "Section {provider_id} has the invalid status {status}.",
+                "Section {provider_id} has a status other than active or tobedeleted.",
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from expectations import ANY_ROW, BLOCKING, QUARANTINE, VALID_STATUSES, check_fields
+from expectations import (
+    ANY_ROW,
+    BLOCKING,
+    QUARANTINE,
+    VALID_STATUSES,
+    check_fields,
+    text_is_storable,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -85,13 +92,14 @@ def record_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
     return [
+        text_is_storable("User"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="kind",
             **check_fields(
                 "role_is_known",
                 QUARANTINE,
-                "User {provider_id} has the unknown role {role}, so it is neither "
-                "a student nor an educator.",
+                "User {provider_id} has a role that is neither a student nor an "
+                "educator role, so it is not stored.",
             ),
         ),
         gxe.ExpectColumnValuesToMatchRegex(
@@ -109,7 +117,7 @@ def record_expectations() -> list[Expectation]:
             **check_fields(
                 "status_is_valid",
                 QUARANTINE,
-                "User {provider_id} has the invalid status {status}.",
+                "User {provider_id} has a status other than active or tobedeleted.",
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(
@@ -118,8 +126,8 @@ def record_expectations() -> list[Expectation]:
             **check_fields(
                 "schools_are_shared",
                 QUARANTINE,
-                "User {provider_id} with role {role} belongs to no school that "
-                "the district shares with the product.",
+                "User {provider_id} belongs to no school that the district shares "
+                "with the product.",
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(

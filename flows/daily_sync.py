@@ -11,7 +11,7 @@ from prefect.states import Completed, Failed, State
 
 from rostersync.errors import BlockingCheckError, RostersyncError
 from rostersync.report import total_findings
-from rostersync.results import SyncResult
+from rostersync.results import SyncResult, empty_counts
 from rostersync.roster import Finding
 from rostersync.store.districts import IntegrationConfig
 from rostersync.store.runs import MAX_FINDINGS_ON_RUN
@@ -29,7 +29,9 @@ from tasks.store import (
 from tasks.validate import validate_roster
 
 
-@flow(name="daily-sync", log_prints=False, validate_parameters=True)
+@flow(
+    name="daily-sync", log_prints=False, validate_parameters=True, persist_result=False
+)
 def daily_sync(district_id: str, dry_run: bool = False) -> State:
     """Sync one district's roster into the store; return its SyncResult as state."""
     result = SyncResult(
@@ -46,11 +48,17 @@ def daily_sync(district_id: str, dry_run: bool = False) -> State:
         )
         _run_steps(result, integration, findings)
     except RostersyncError as exc:
-        result.status = "failed"
-        result.reason = str(exc)
-        _close(result, findings)
-        if result.run_id is not None:
-            record_result(result, findings)
+        _fail(result, findings, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
+        # Only the class is reported: the message of an unexpected error may quote
+        # record values.
+        get_run_logger().exception("district %s: the sync crashed", district_id)
+        _fail(
+            result,
+            findings,
+            f"The sync crashed with {type(exc).__name__}; nothing was written. The "
+            "flow run's logs have the details.",
+        )
 
     publish_report(result)
     if result.status == "failed":
@@ -87,7 +95,12 @@ def _run_steps(
         }
 
     with _timed(timings, "apply"):
-        if verdict.held:
+        if verdict.held and result.dry_run:
+            # A dry run stores no plan, so there is nothing for an operator to approve.
+            result.status, result.reason = "held", f"Dry run: {verdict.reason}"
+            _close(result, findings)
+            record_result(result, findings)
+        elif verdict.held:
             result.status, result.reason = "held", verdict.reason
             _close(result, findings)
             hold_changes(plan, result, findings, verdict)
@@ -100,6 +113,25 @@ def _run_steps(
             _close(result, findings)
             apply_changes(plan, result, findings)
     get_run_logger().info("district %s: %s", district_id, result.status)
+
+
+def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:
+    """Close the run as failed; a failure to record it is logged, not raised."""
+    result.status = "failed"
+    result.reason = reason
+    result.counts = result.counts or empty_counts()
+    _close(result, findings)
+    if result.run_id is None:
+        return
+    try:
+        record_result(result, findings)
+    except RostersyncError as exc:
+        get_run_logger().error(
+            "district %s: run %s could not be recorded as failed: %s",
+            result.district_id,
+            result.run_id,
+            exc,
+        )
 
 
 def _blocking_reason(blocking: list[Finding]) -> str:

@@ -27,7 +27,13 @@ import expectations.enrollments as enrollment_expectations
 import expectations.schools as school_expectations
 import expectations.sections as section_expectations
 import expectations.users as user_expectations
-from expectations import BLOCKING, DISTRICT_LEVEL_ROLES, QUARANTINE
+from expectations import (
+    BLOCKING,
+    DISTRICT_LEVEL_ROLES,
+    MIN_ROWS,
+    QUARANTINE,
+    TEXT_IS_STORABLE,
+)
 from rostersync.roster import TO_BE_DELETED, Finding, Roster
 
 logger = logging.getLogger(__name__)
@@ -41,8 +47,30 @@ _SUITE_MODULES = {
 
 # Record columns a finding message may quote. None of them contains personal data,
 # and a message template naming any other column is rejected.
-_QUOTABLE_COLUMNS = frozenset({"role", "status", "school_id", "kind"})
+_QUOTABLE_COLUMNS = frozenset({"school_id", "kind"})
 _MAX_EXAMPLES = 5
+
+# Above this share of quarantined users the pull as a whole is blocked.
+MAX_QUARANTINED_USER_SHARE = 0.5
+
+# Longest text each store column takes, per entity and roster column.
+STORE_TEXT_LIMITS: dict[str, dict[str, int]] = {
+    "schools": {"provider_id": 300, "name": 300, "sis_id": 128},
+    "users": {
+        "provider_id": 300,
+        "role": 32,
+        "given_name": 200,
+        "family_name": 200,
+        "email": 320,
+        "username": 320,
+        "sis_id": 128,
+        "grade": 32,
+        "school_id": 300,
+        "school_ids": 300,
+    },
+    "sections": {"provider_id": 300, "school_id": 300, "name": 300, "sis_id": 128},
+    "enrollments": {"section_id": 300, "user_id": 300, "role": 32},
+}
 _CODE_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 
 # Great Expectations shares one execution engine per data source, so two threads
@@ -89,25 +117,36 @@ def check_roster(
     shared_school_ids: set[str] | None = None,
     known_section_ids: Set[str] = frozenset(),
     known_user_ids: Set[str] = frozenset(),
+    store_active: Mapping[str, int] | None = None,
 ) -> CheckReport:
     """Validate a pull and return its findings, quarantined ids and clean roster.
 
     ``shared_school_ids`` are the provider school ids that the sharing rules cover,
     and None means every school in the pull. ``known_section_ids`` and
     ``known_user_ids`` are ids the store already has, which enrollments of a delta
-    pull may reference.
+    pull may reference. ``store_active`` counts the store's active schools, sections
+    and enrollments, so that an empty bulk file of a non-empty entity blocks the run.
     """
+    store_active = {"users": store_active_users, **(store_active or {})}
     pulled_school_ids = _ids(roster.schools["provider_id"])
     shared = pulled_school_ids if shared_school_ids is None else list(shared_school_ids)
 
     # Schools and users depend on no other frame's result.
-    school_failures = _validate("schools", roster.schools)
+    school_failures = _validate(
+        "schools",
+        roster.schools,
+        {TEXT_IS_STORABLE: _storable(roster.schools, "schools")},
+        parameters=_min_rows(roster, "schools", store_active),
+    )
     users_are_bulk = roster.modes.get("users", "bulk") == "bulk"
     min_user_rows = int(users_are_bulk and store_active_users > 0)
     user_failures = _validate(
         "users",
         roster.users,
-        _user_columns(roster.users, shared),
+        {
+            **_user_columns(roster.users, shared),
+            TEXT_IS_STORABLE: _storable(roster.users, "users"),
+        },
         parameters={user_expectations.MIN_USER_ROWS: min_user_rows},
     )
     quarantined_schools = _quarantined_ids("schools", school_failures)
@@ -121,7 +160,13 @@ def check_roster(
         schools_are_delta=roster.modes.get("schools") == "delta",
         quarantined_schools=quarantined_schools,
     )
-    section_failures = _validate("sections", roster.sections, section_columns)
+    section_columns[TEXT_IS_STORABLE] = _storable(roster.sections, "sections")
+    section_failures = _validate(
+        "sections",
+        roster.sections,
+        section_columns,
+        parameters=_min_rows(roster, "sections", store_active),
+    )
     quarantined_sections = _quarantined_ids("sections", section_failures)
     enrollment_columns = _enrollment_columns(
         roster,
@@ -130,8 +175,12 @@ def check_roster(
         quarantined_sections=quarantined_sections,
         quarantined_users=quarantined_users,
     )
+    enrollment_columns[TEXT_IS_STORABLE] = _storable(roster.enrollments, "enrollments")
     enrollment_failures = _validate(
-        "enrollments", roster.enrollments, enrollment_columns
+        "enrollments",
+        roster.enrollments,
+        enrollment_columns,
+        parameters=_min_rows(roster, "enrollments", store_active),
     )
 
     failures = {
@@ -146,11 +195,15 @@ def check_roster(
         "sections": quarantined_sections,
         "enrollments": _quarantined_ids("enrollments", enrollment_failures),
     }
-    context = {"store_active_users": store_active_users}
     findings = list(roster.findings)
     for entity, entity_failures in failures.items():
         frame = getattr(roster, entity)
+        context = {
+            "store_active_users": store_active_users,
+            "store_active": store_active.get(entity, 0),
+        }
         findings.extend(_findings(entity, entity_failures, frame, context))
+    findings.extend(_mass_quarantine(roster.users, quarantined_users))
 
     report = CheckReport(
         findings=findings,
@@ -162,6 +215,54 @@ def check_roster(
 
 
 # Derived columns
+
+
+def _min_rows(
+    roster: Roster, entity: str, store_active: Mapping[str, int]
+) -> dict[str, int]:
+    """Require rows of ``entity`` in a bulk pull when the store has active ones."""
+    bulk = roster.modes.get(entity, "bulk") == "bulk"
+    return {MIN_ROWS: int(bulk and store_active.get(entity, 0) > 0)}
+
+
+def _storable(frame: pd.DataFrame, entity: str) -> np.ndarray:
+    """Say per record whether every text value fits its store column without NUL."""
+    storable = np.ones(len(frame), dtype=bool)
+    for column, limit in STORE_TEXT_LIMITS[entity].items():
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if column == "school_ids":
+            fits = [_ids_fit(ids, limit) for ids in values]
+            storable &= np.asarray(fits, dtype=bool)
+            continue
+        text = _arrow_strings(values)
+        lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0), dtype=np.int64)
+        has_nul = _flag(pd.Series(pc.match_substring(text, "\x00").to_pandas()))
+        storable &= (lengths <= limit) & ~has_nul
+    return storable
+
+
+def _ids_fit(ids: tuple[str, ...] | None, limit: int) -> bool:
+    return all(len(item) <= limit and "\x00" not in item for item in ids or ())
+
+
+def _mass_quarantine(users: pd.DataFrame, quarantined: set[str]) -> list[Finding]:
+    """Block a pull in which most users failed record-level checks.
+
+    Quarantined users are never archived, but a pull that fails this widely (columns
+    swapped, the wrong org file) is broken as a whole, and its other changes, such
+    as archived schools or sections, must not be applied either.
+    """
+    total = int(users["provider_id"].notna().sum())
+    if total == 0 or len(quarantined) / total <= MAX_QUARANTINED_USER_SHARE:
+        return []
+    message = (
+        f"{len(quarantined)} of {total} users failed record-level checks, more than "
+        f"{MAX_QUARANTINED_USER_SHARE:.0%}; the pull looks broken as a whole (swapped "
+        "columns, a missing school in orgs), so fix the export and run again."
+    )
+    return [Finding("users", "most_users_are_valid", BLOCKING, message)]
 
 
 def _user_columns(users: pd.DataFrame, shared: list[str]) -> dict[str, np.ndarray]:

@@ -11,14 +11,15 @@ from typing import Any
 
 import rostersync  # noqa: F401 - sets the no-telemetry environment first
 from rostersync.errors import RostersyncError
-from rostersync.results import EXIT_CODES, SyncResult
+from rostersync.results import EXIT_CODES, SyncResult, empty_counts
 
 EXIT_USAGE = 2
 
 SYNC_EPILOG = """exit codes:
   0  completed: the plan was applied (or, with --dry-run, computed)
   1  failed: nothing was written; the reason says why
-  2  the command line or the district's settings are invalid
+  2  the command line or the district's settings are invalid, the district
+     is not registered, or the store cannot be opened
   3  held: the plan archives more users than the district's threshold;
      nothing was written and the plan is stored for an operator
 """
@@ -59,7 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="OneRoster CSV folder or zip, or folder of Clever API v3 JSON files",
     )
     add.add_argument(
-        "--timezone", default="America/New_York", help="IANA time zone of the district"
+        "--timezone",
+        default="America/New_York",
+        help="IANA time zone of the district (default: America/New_York)",
     )
     add.add_argument("--contract-start", type=_date, help="contract start, YYYY-MM-DD")
     add.add_argument("--contract-end", type=_date, help="contract end, YYYY-MM-DD")
@@ -132,6 +135,7 @@ def _district_list(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.districts import list_districts
 
+    print("district\tprovider\tstatus\tschool year\tname")
     for row in list_districts(get_engine()):
         print(
             f"{row['district_id']}\t{row['provider']}\t{row['status']}\t"
@@ -148,15 +152,26 @@ def run_sync(district_id: str, dry_run: bool = False) -> SyncResult:
     outcome: Any = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncResult):
         return outcome
-    # The flow crashed before it could build a result (database down, say).
+    # The flow crashed before it could build a result. Only the class is shown,
+    # because the message of an unexpected error may quote record values.
+    flow_run_id = state.state_details.flow_run_id
     return SyncResult(
         district_id=district_id,
         status="failed",
-        reason=f"The sync crashed: {type(outcome).__name__}: {outcome}",
+        reason=f"The sync crashed with {type(outcome).__name__}; nothing was "
+        "written. The flow run's logs have the details.",
+        counts=empty_counts(),
+        flow_run_id=str(flow_run_id) if flow_run_id else None,
     )
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import load_integration
+
+    # An unknown district or an unusable store is a settings error (exit 2), found
+    # before a flow run starts.
+    load_integration(get_engine(), args.district_id)
     result = run_sync(args.district_id, dry_run=args.dry_run)
     _print_result(result, as_json=args.json)
     return EXIT_CODES[result.status]

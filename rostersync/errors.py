@@ -5,7 +5,8 @@ RostersyncError
 ├── RosterSourceError      a roster source cannot be read or trusted
 │   └── RosterFileError    one file of the source, with its line number
 ├── BlockingCheckError     a blocking data check failed, so nothing was written
-└── StaleStoreError        the store changed after a plan was made
+├── StaleStoreError        the store changed after a plan was made
+└── StoreError             the store rejected a statement or cannot be reached
 
 ``transient`` says whether trying the same step again may succeed; the flows retry
 only transient errors and errors from outside this project (network, database).
@@ -54,3 +55,23 @@ class BlockingCheckError(RostersyncError):
 
 class StaleStoreError(RostersyncError):
     """The store changed after the plan was made; the plan no longer applies."""
+
+
+class StoreError(RostersyncError):
+    """The store rejected a statement or cannot be reached.
+
+    The message keeps only the first line of the database's own message: the lines
+    after it (PostgreSQL's DETAIL) and the statement's parameters can hold record
+    values.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self):
+        return (_rebuild_store_error, (str(self), self.transient))
+
+
+def _rebuild_store_error(message: str, transient: bool) -> StoreError:
+    return StoreError(message, transient=transient)

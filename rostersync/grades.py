@@ -54,21 +54,19 @@ def normalize_grade(value: str | None) -> tuple[str | None, bool]:
     return text, False
 
 
-# A grade value short and plain enough to be a grade code is quoted in findings;
-# anything else might be free text, so the finding names the user only.
-_QUOTABLE_GRADE = re.compile(r"^[A-Za-z0-9-]{1,12}$")
+def unknown_grade_finding(provider_id: str, source: str) -> Finding:
+    """Return the warning for a grade outside the vocabulary, kept as sent.
 
-
-def unknown_grade_finding(provider_id: str, grade: str | None, source: str) -> Finding:
-    """Return the warning for a grade outside the vocabulary, kept as sent."""
-    if grade is not None and _QUOTABLE_GRADE.match(grade):
-        text = f"Grade {grade!r} is not a known grade level"
-    else:
-        text = "The grade is not a known grade level"
+    The grade itself is not quoted, because a provider can put any text in the cell,
+    a name or a birth date included.
+    """
     return Finding(
         entity="users",
         check="unknown_grade",
         level="warning",
-        message=f"{text}, so it is kept as {source} sent it.",
+        message=(
+            f"User {provider_id} has a grade outside the grade vocabulary, so it is "
+            f"kept as {source} sent it."
+        ),
         provider_id=provider_id,
     )

@@ -29,22 +29,25 @@ def check_removals(
     """Hold the plan when it archives more users than the district's threshold.
 
     Users in ``expected_removals`` (provider ids a flow declared as leaving, such as
-    summer-only students) do not count against the threshold.
+    summer-only students) do not count against the threshold. A user who changes
+    between student and educator counts too, because a swapped column can turn
+    every student into a teacher as silently as a lost file archives them.
     """
     archived = plan.archived_users()
     counted = archived[~archived["provider_id"].isin(expected_removals)]
+    switched = plan.kind_changes()
     threshold = removal_threshold(active_users, district_threshold)
     breakdown = _by_role_and_school(counted)
-    if len(counted) <= threshold:
-        return GuardVerdict(
-            False, len(archived), len(counted), threshold, None, breakdown
-        )
+    total = len(counted) + len(switched)
+    if total <= threshold:
+        return GuardVerdict(False, len(archived), total, threshold, None, breakdown)
     reason = (
-        f"The plan archives {len(counted)} users, more than the threshold of "
-        f"{threshold} for {active_users} active users; an operator must approve "
-        "or reject the removals."
+        f"The plan archives {len(counted)} users and switches {len(switched)} "
+        f"between student and educator, {total} in all, more than the threshold of "
+        f"{threshold} for {active_users} active users. An operator must approve or "
+        "reject the plan."
     )
-    return GuardVerdict(True, len(archived), len(counted), threshold, reason, breakdown)
+    return GuardVerdict(True, len(archived), total, threshold, reason, breakdown)
 
 
 def _by_role_and_school(archived) -> list[dict[str, object]]:

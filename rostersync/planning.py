@@ -69,6 +69,19 @@ class StoreSnapshot:
     def active_users(self) -> int:
         return int((self.users["status"] == ACTIVE).sum())
 
+    def active_counts(self) -> dict[str, int]:
+        """Count the active rows of each roster entity, users included."""
+        frames = {
+            "schools": self.schools,
+            "users": self.users,
+            "sections": self.sections,
+            "enrollments": self.enrollments,
+        }
+        return {
+            entity: int((frame["status"] == ACTIVE).sum())
+            for entity, frame in frames.items()
+        }
+
 
 @dataclass
 class Plan:
@@ -97,6 +110,15 @@ class Plan:
     def archived_users(self) -> pd.DataFrame:
         users = self.changes["users"]
         return users[users["action"] == ARCHIVE]
+
+    def kind_changes(self) -> pd.DataFrame:
+        """Return the planned users who change between student and educator."""
+        users = self.changes["users"]
+        switched = [
+            action in (UPDATE, RESTORE) and "kind" in (changed or ())
+            for action, changed in zip(users["action"], users["changed"], strict=True)
+        ]
+        return users[pd.Series(switched, index=users.index, dtype=bool)]
 
     @property
     def is_empty(self) -> bool:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from rostersync.planning import ACTIONS
+from rostersync.roster import ENTITIES
+
 SyncStatus = Literal["completed", "held", "failed", "skipped", "suspended"]
 
 # Exit codes of `rostersync sync`, one per final status.
@@ -16,6 +19,11 @@ EXIT_CODES: dict[str, int] = {
     "skipped": 4,
     "suspended": 5,
 }
+
+
+def empty_counts() -> dict[str, dict[str, int]]:
+    """Return zero counts for every reported entity."""
+    return {entity: dict.fromkeys(ACTIONS, 0) for entity in ENTITIES}
 
 
 class SyncResult(BaseModel):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from rostersync.roster import Roster
 from rostersync.sources import read_roster
 from rostersync.store.districts import IntegrationConfig
-from tasks.retries import IO_TASK_OPTIONS
+from tasks.options import IO_TASK_OPTIONS
 
 
-@task(name="extract-roster", cache_policy=NO_CACHE, **IO_TASK_OPTIONS)
+@task(name="extract-roster", **IO_TASK_OPTIONS)
 def extract_roster(integration: IntegrationConfig) -> Roster:
     """Pull the district's shared roster into a Roster of column frames."""
     roster = read_roster(integration)

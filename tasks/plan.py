@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from rostersync.guard import GuardVerdict, check_removals
 from rostersync.planning import Plan, StoreSnapshot, plan_changes
 from rostersync.roster import Roster
 from rostersync.store.districts import IntegrationConfig
+from tasks.options import TASK_OPTIONS
 
 
-@task(name="plan-changes", cache_policy=NO_CACHE)
+@task(name="plan-changes", **TASK_OPTIONS)
 def plan_roster_changes(
     district_id: str,
     roster: Roster,
@@ -33,7 +33,7 @@ def plan_roster_changes(
     return plan
 
 
-@task(name="guard-removals", cache_policy=NO_CACHE)
+@task(name="guard-removals", **TASK_OPTIONS)
 def guard_removals(
     plan: Plan,
     integration: IntegrationConfig,

@@ -6,17 +6,16 @@ import re
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from rostersync.report import render_markdown
 from rostersync.results import SyncResult
-from tasks.retries import IO_TASK_OPTIONS
+from tasks.options import IO_TASK_OPTIONS
 
 # Findings listed in the table artifact; the store keeps every quarantined record.
 MAX_FINDING_ROWS = 100
 
 
-@task(name="publish-report", cache_policy=NO_CACHE, **IO_TASK_OPTIONS)
+@task(name="publish-report", **IO_TASK_OPTIONS)
 def publish_report(result: SyncResult) -> None:
     """Publish the counts and data-check findings as markdown and table artifacts."""
     key = _artifact_key(result.district_id)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from rostersync.checks import CheckReport, check_roster
 from rostersync.planning import StoreSnapshot
 from rostersync.roster import Roster
 from rostersync.store.districts import IntegrationConfig
+from tasks.options import TASK_OPTIONS
 
 
-@task(name="validate-roster", cache_policy=NO_CACHE)
+@task(name="validate-roster", **TASK_OPTIONS)
 def validate_roster(
     roster: Roster, integration: IntegrationConfig, store: StoreSnapshot
 ) -> CheckReport:
@@ -23,6 +23,7 @@ def validate_roster(
         shared_school_ids=set(shared) if shared else None,
         known_section_ids=set(store.sections["provider_id"].dropna()),
         known_user_ids=set(store.users["provider_id"].dropna()),
+        store_active=store.active_counts(),
     )
     get_run_logger().info(
         "district %s: %d blocking findings, %d records quarantined, %d warnings",

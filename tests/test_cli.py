@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rostersync.cli import main
+from rostersync.demo import DemoSize, write_demo_district
 from rostersync.settings import get_settings
 from tests import datasets
 
@@ -21,6 +22,7 @@ def add_lepo(tmp_path, *extra: str) -> int:
     )  # fmt: skip
 
 
+@pytest.mark.real_input
 def test_district_add_then_list(store_url, tmp_path, capsys):
     status = add_lepo(tmp_path, "--timezone", "Asia/Tokyo")
     listed = main(["district", "list"])
@@ -35,7 +37,9 @@ def test_district_add_then_list(store_url, tmp_path, capsys):
     ("options", "message"),
     [
         pytest.param(["--timezone", "Mars/Olympus"], "not a known IANA zone", id="tz"),
-        pytest.param(["--removal-threshold", "-1"], "is negative", id="threshold"),
+        pytest.param(["--removal-threshold", "-1"], "out of range", id="negative"),
+        pytest.param(["--removal-threshold", "10" * 12], "out of range", id="huge"),
+        pytest.param(["--name", " "], "name is empty", id="name"),
         pytest.param(
             ["--contract-start", "2026-09-01", "--contract-end", "2026-08-01"],
             "is before contract start",
@@ -43,6 +47,7 @@ def test_district_add_then_list(store_url, tmp_path, capsys):
         ),
     ],
 )
+@pytest.mark.real_input
 def test_district_add_rejects_invalid_values(
     store_url, tmp_path, capsys, options, message
 ):
@@ -52,6 +57,7 @@ def test_district_add_rejects_invalid_values(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.real_input
 def test_district_add_twice_is_rejected(store_url, tmp_path, capsys):
     add_lepo(tmp_path)
     folder = tmp_path / "lepo"
@@ -74,6 +80,7 @@ def test_sync_help_lists_exit_codes(capsys):
     assert "1  failed" in help_text
 
 
+@pytest.mark.real_input
 @pytest.mark.usefixtures("prefect_harness")
 def test_sync_json_prints_one_object_and_exits_zero(store_url, tmp_path, capsys):
     add_lepo(tmp_path)
@@ -94,13 +101,57 @@ def test_sync_json_prints_one_object_and_exits_zero(store_url, tmp_path, capsys)
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_sync_failed_exits_one(store_url, capsys):
+def test_sync_failed_exits_one(store_url, tmp_path, capsys):
+    folder = write_demo_district(tmp_path / "demo", DemoSize(students=20, schools=1))
+    main(["district", "add", "demo", "--name", "Demo", "--provider", "oneroster-csv",
+          "--source", str(folder)])  # fmt: skip
+    (folder / "manifest.csv").unlink()
+    capsys.readouterr()
+
+    status = main(["sync", "demo", "--json"])
+
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert summary["status"] == "failed"
+    assert "manifest.csv is missing" in summary["reason"]
+
+
+def test_sync_unknown_district_exits_two(store_url, capsys):
     status = main(["sync", "nowhere", "--json"])
 
-    assert status == 1
-    assert json.loads(capsys.readouterr().out)["status"] == "failed"
+    assert status == 2
+    assert "rostersync district add" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("provider", "message"),
+    [
+        pytest.param("oneroster-csv", "manifest.csv", id="oneroster"),
+        pytest.param("clever", "users.json", id="clever"),
+    ],
+)
+def test_district_add_rejects_source_without_roster(
+    store_url, tmp_path, capsys, provider, message
+):
+    status = main(["district", "add", "x", "--name", "X", "--provider", provider,
+                   "--source", str(tmp_path)])  # fmt: skip
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_database_url_is_a_settings_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_DATABASE_URL", "not a url")
+    get_settings.cache_clear()
+
+    status = main(["district", "list"])
+
+    get_settings.cache_clear()
+    assert status == 2
+    assert "ROSTERSYNC_DATABASE_URL is invalid" in capsys.readouterr().err
+
+
+@pytest.mark.real_input
 @pytest.mark.usefixtures("prefect_harness")
 def test_sync_held_exits_three(store_url, tmp_path, capsys):
     add_lepo(tmp_path, "--removal-threshold", "2")

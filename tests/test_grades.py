@@ -39,17 +39,12 @@ def test_missing_grade_is_none(given):
     assert normalize_grade(given) == (None, True)
 
 
-def test_unknown_grade_finding_quotes_a_code():
-    finding = unknown_grade_finding("u-1", "P1", "Clever")
+@pytest.mark.parametrize("grade", ["P1", "2011-04-17", "Ask Jane Doe"])
+def test_unknown_grade_finding_never_quotes_the_grade(grade):
+    finding = unknown_grade_finding("u-1", "Clever")
 
-    assert (
-        finding.message
-        == "Grade 'P1' is not a known grade level, so it is kept as Clever sent it."
+    assert grade not in finding.message
+    assert finding.message == (
+        "User u-1 has a grade outside the grade vocabulary, so it is kept as Clever "
+        "sent it."
     )
-    assert finding.provider_id == "u-1"
-
-
-def test_unknown_grade_finding_hides_free_text():
-    finding = unknown_grade_finding("u-1", "Ask Jane Doe", "the file")
-
-    assert "Jane" not in finding.message

@@ -34,6 +34,10 @@ _ENVELOPE_FIX = (
     'Expected a Clever v3.0 list response: {"data": [{"data": {...}, "uri": ...}], '
     '"links": [...]}.'
 )
+_DUPLICATE_FIX = (
+    "A provider lists each record once per page; fetch the page again, or ask the "
+    "district to fix the duplicate in its data."
+)
 _RECORD_FIX = "Check that the body is a Clever v3.0 response, saved unchanged."
 
 
@@ -100,7 +104,7 @@ class CleverRosterBuilder:
         # Section id to its (user id, role) pairs, which a repeated section replaces.
         self._members: dict[str, tuple[tuple[str, str], ...]] = {}
         self._contact_ids: set[str] = set()
-        self._unknown_grades: dict[str, str | None] = {}
+        self._unknown_grade_ids: set[str] = set()
         self._roleless_ids: set[str] = set()
         self._district_ids: set[str] = set()
 
@@ -166,6 +170,9 @@ class CleverRosterBuilder:
         if not isinstance(records, list):
             problem = 'The response body has no "data" list.'
             raise self._error(where, problem, _ENVELOPE_FIX)
+        # The same id on two pages is data changing while paging (the last copy
+        # wins), but the same id twice on one page is a broken response.
+        first_index: dict[str, int] = {}
         for index, record in enumerate(records):
             data = record.get("data") if isinstance(record, dict) else None
             if not isinstance(data, dict):
@@ -175,7 +182,15 @@ class CleverRosterBuilder:
             if not isinstance(provider_id, str) or not provider_id.strip():
                 problem = f'Record data[{index}] has no "id" string.'
                 raise self._error(where, problem, _RECORD_FIX)
-            yield index, provider_id.strip(), data
+            provider_id = provider_id.strip()
+            if provider_id in first_index:
+                problem = (
+                    f"Records data[{first_index[provider_id]}] and data[{index}] "
+                    f"have the same id {provider_id}."
+                )
+                raise self._error(where, problem, _DUPLICATE_FIX)
+            first_index[provider_id] = index
+            yield index, provider_id, data
 
     @contextmanager
     def _field_errors(self, where: str, index: int, provider_id: str) -> Iterator[None]:
@@ -191,9 +206,8 @@ class CleverRosterBuilder:
             self._district_ids.add(district.strip())
 
     def _add_user(self, provider_id: str, user: dict) -> None:
-        for ids in (self._contact_ids, self._roleless_ids):
+        for ids in (self._contact_ids, self._unknown_grade_ids, self._roleless_ids):
             ids.discard(provider_id)
-        self._unknown_grades.pop(provider_id, None)
         roles = _mapping(user.get("roles"), "roles")
         if roles is None:
             raise _InvalidField("roles is missing, expected an object.")
@@ -202,7 +216,7 @@ class CleverRosterBuilder:
         if student is not None:
             row, grade_known = _student_row(provider_id, user, student)
             if not grade_known:
-                self._unknown_grades[provider_id] = row.get("grade")
+                self._unknown_grade_ids.add(provider_id)
             self._users.put(provider_id, row)
             return
 
@@ -245,8 +259,8 @@ class CleverRosterBuilder:
         if self._contact_ids:
             message = f"{len(self._contact_ids)} contacts are not stored"
             findings.append(Finding("users", "contacts_not_stored", "warning", message))
-        for provider_id, grade in sorted(self._unknown_grades.items()):
-            findings.append(unknown_grade_finding(provider_id, grade, "Clever"))
+        for provider_id in sorted(self._unknown_grade_ids):
+            findings.append(unknown_grade_finding(provider_id, "Clever"))
         for provider_id in sorted(self._roleless_ids):
             message = (
                 "The user has no student, teacher, staff, district_admin or contact "
@@ -328,6 +342,10 @@ def _load_page(path: Path) -> dict:
         problem = f"The file is not valid JSON: {exc.msg} at column {exc.colno}."
         fix = "Save the whole response body unchanged."
         raise RosterFileError(path, problem, fix, line=exc.lineno) from exc
+    except RecursionError:
+        problem = "The file nests arrays or objects too deeply to be a Clever response."
+        fix = "Save the whole response body unchanged."
+        raise RosterFileError(path, problem, fix) from None
     if _has_next_link(page):
         problem = 'The file is one page of several: its "links" contain rel "next".'
         fix = (

@@ -226,7 +226,7 @@ class _Table:
                 raise RosterFileError(
                     self.label,
                     f"The CSV row cannot be parsed ({exc}).",
-                    RAGGED_FIX,
+                    _parse_fix(exc),
                     line=previous_line + 1,
                 ) from exc
             line = previous_line + 1
@@ -243,6 +243,17 @@ class _Table:
                 )
             row.append("")
             yield line, row
+
+
+def _parse_fix(error: csv.Error) -> str:
+    """Suggest the fix for a row the csv module cannot parse."""
+    if "field larger than field limit" in str(error):
+        return (
+            f"A field is longer than {csv.field_size_limit():,} characters, which no "
+            "roster field needs; look for a quote that is never closed, or repair the "
+            "export."
+        )
+    return RAGGED_FIX
 
 
 @contextmanager
@@ -677,7 +688,7 @@ def _read_grade(grades: str, provider_id: str, findings: list[Finding]) -> str |
     first = grades.split(",", 1)[0]
     grade, known = _normalize_grade(first)
     if not known:
-        findings.append(unknown_grade_finding(provider_id, grade, "the file"))
+        findings.append(unknown_grade_finding(provider_id, "the file"))
     return grade
 
 

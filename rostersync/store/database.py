@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, exc, inspect
 
-from rostersync.settings import get_settings
+from rostersync.errors import ConfigurationError, StoreError
+from rostersync.settings import DEFAULT_DATABASE_URL, get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -55,15 +58,64 @@ def make_engine(url: str) -> Engine:
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """Return the engine for ``url`` (default: the settings), upgrading it once."""
-    url = url or get_settings().database_url
+    """Return the engine for ``url`` (default: the settings), upgrading it once.
+
+    Raises ConfigurationError when the URL is invalid or the store cannot be opened.
+    """
+    url = url or get_settings().database_url or DEFAULT_DATABASE_URL
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = make_engine(url)
-            upgrade_schema(engine)
+            engine = _open_store(url)
             _engines[url] = engine
         return engine
+
+
+def _open_store(url: str) -> Engine:
+    try:
+        engine = make_engine(url)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ValueError) as error:
+        raise ConfigurationError(
+            f"The store URL in ROSTERSYNC_DATABASE_URL is invalid "
+            f"({type(error).__name__}); use a SQLAlchemy URL such as "
+            "sqlite:///rostersync.db or postgresql+psycopg://user@host/portal."
+        ) from None
+    try:
+        upgrade_schema(engine)
+    except exc.SQLAlchemyError as error:
+        engine.dispose()
+        raise ConfigurationError(
+            f"The store at {engine.url.render_as_string(hide_password=True)} cannot be "
+            f"opened: {_first_line(error)}. Check ROSTERSYNC_DATABASE_URL, that the "
+            "server runs and that the path or database exists and is writable."
+        ) from None
+    return engine
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn database errors into StoreError without their parameters or details.
+
+    Connection failures are transient and may be retried; a rejected statement (a
+    value too long, a NUL byte) fails the same way every time.
+    """
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        raise StoreError(
+            f"The store could not be reached: {_first_line(error)}", transient=True
+        ) from None
+    except exc.SQLAlchemyError as error:
+        raise StoreError(
+            f"The store rejected a statement: {_first_line(error)}", transient=False
+        ) from None
+
+
+def _first_line(error: Exception) -> str:
+    """Return the database's own message up to its first line break."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else 'no message'}"
 
 
 def dispose_engines() -> None:

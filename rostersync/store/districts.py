@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +23,7 @@ from rostersync.store.models import (
 )
 
 PROVIDERS = ("oneroster-csv", "clever", "oneroster-rest")
+MAX_REMOVAL_THRESHOLD = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ def add_district(
 ) -> None:
     """Register a district with its integration; raise if the id is taken."""
     _check_district_values(district_id, provider, timezone, removal_threshold)
+    if not name.strip():
+        raise ConfigurationError("The district name is empty; pass --name NAME.")
+    check_source(provider, source)
     if contract_start and contract_end and contract_end < contract_start:
         raise ConfigurationError(
             f"Contract end {contract_end} is before contract start {contract_start}; "
@@ -141,9 +147,31 @@ def _check_district_values(
             f"Time zone {timezone!r} is not a known IANA zone; use a name such as "
             "'America/Chicago'."
         ) from exc
-    if threshold is not None and threshold < 0:
+    if threshold is not None and not 0 <= threshold <= MAX_REMOVAL_THRESHOLD:
         raise ConfigurationError(
-            f"Removal threshold {threshold} is negative; use 0 or more users."
+            f"Removal threshold {threshold} is out of range; use 0 to "
+            f"{MAX_REMOVAL_THRESHOLD:,} users."
+        )
+
+
+def check_source(provider: str, source: str) -> None:
+    """Raise ConfigurationError unless ``source`` looks like the provider's data."""
+    if source.startswith(("http://", "https://")):
+        return
+    path = Path(source)
+    if provider == "oneroster-csv":
+        if path.is_file() and zipfile.is_zipfile(path):
+            return
+        if (path / "manifest.csv").is_file():
+            return
+        raise ConfigurationError(
+            f"Source {source!r} is neither a zip file nor a folder with a "
+            "manifest.csv; point --source at the district's OneRoster CSV set."
+        )
+    if provider == "clever" and not (path / "users.json").is_file():
+        raise ConfigurationError(
+            f"Source {source!r} is not a folder with a users.json; point --source "
+            "at the folder of saved Clever API v3 responses."
         )
 
 

@@ -97,7 +97,7 @@ class Integration(Base):
     # Names of the environment variables or Prefect Secret blocks that hold the
     # credentials, never the credentials themselves.
     credentials_ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    data_manager_id: Mapped[str | None] = mapped_column(String(128))
+    data_manager_id: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(32), default=ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
     # Clever Events API cursor and the fingerprint of the last pull.
@@ -141,7 +141,7 @@ class SchoolMapping(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[str] = mapped_column(ForeignKey("districts.id"), index=True)
-    provider_school_id: Mapped[str] = mapped_column(String(128))
+    provider_school_id: Mapped[str] = mapped_column(String(300))
     school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"))
     # True when the provider school was merged into another portal school.
     is_alias: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -169,7 +169,7 @@ class ShareRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[str] = mapped_column(ForeignKey("districts.id"), index=True)
-    provider_school_id: Mapped[str] = mapped_column(String(128))
+    provider_school_id: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -278,7 +278,7 @@ class School(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[str] = mapped_column(ForeignKey("districts.id"), index=True)
     # The provider id the school was created from; None for a portal-only school.
-    provider_id: Mapped[str | None] = mapped_column(String(128))
+    provider_id: Mapped[str | None] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(String(300))
     sis_id: Mapped[str | None] = mapped_column(String(128))
     is_summer_school: Mapped[bool] = mapped_column(Boolean, default=False)

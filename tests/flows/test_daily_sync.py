@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -11,11 +12,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from rostersync.cli import run_sync
+from rostersync.demo import DemoSize, write_demo_district
+from rostersync.errors import ConfigurationError
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district
 from tests import datasets
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.real_input]
 
 ROSTER_TABLES = ("schools", "school_mappings", "users", "sections", "enrollments")
 
@@ -283,9 +286,7 @@ def test_oat_set_syncs_with_nonstandard_columns(store_url, tmp_path):
 @pytest.mark.parametrize(
     "relative", ["Test_full_data_set", "Test_minimal_data_set"], ids=["full", "minimal"]
 )
-def test_catalyst_users_of_unknown_school_are_quarantined(
-    store_url, tmp_path, relative
-):
+def test_catalyst_users_of_unknown_school_block_the_run(store_url, tmp_path, relative):
     folder = datasets.copy_oneroster(
         f"catalyst-moodle-enrol-oneroster/{relative}", tmp_path / "catalyst"
     )
@@ -306,9 +307,9 @@ def test_catalyst_users_of_unknown_school_are_quarantined(
 
     result = run_sync("catalyst")
 
-    assert result.status == "completed"
-    assert result.counts["students"]["created"] == 0
-    assert result.counts["educators"]["created"] == 0
+    assert result.status == "failed"
+    assert "failed record-level checks" in (result.reason or "")
+    assert store_rows()["users"] == []
     with get_engine().connect() as connection:
         quarantined = (
             connection.execute(
@@ -370,7 +371,11 @@ def test_ragged_v1p2_set_fails_naming_file_and_line(store_url, tmp_path):
 
 def test_nicelion_set_without_manifest_fails_clearly(store_url, tmp_path):
     folder = datasets.copy_oneroster("nicelion-oneroster-mocker", tmp_path / "nicelion")
+    with pytest.raises(ConfigurationError, match="manifest.csv"):
+        register("nicelion", "oneroster-csv", folder)
+    write_manifest(folder, NICELION_FILES)
     register("nicelion", "oneroster-csv", folder)
+    (folder / "manifest.csv").unlink()
 
     result = run_sync("nicelion")
 
@@ -414,7 +419,7 @@ def test_nicelion_users_with_a_manifest_sync(store_url, tmp_path):
     assert "parent" not in {row.role for row in stored_users()}
 
 
-def test_nicelion_users_of_unknown_org_are_quarantined(store_url, tmp_path):
+def test_nicelion_users_of_unknown_org_block_the_run(store_url, tmp_path):
     folder = tmp_path / "nicelion"
     folder.mkdir()
     source = datasets.REAL_INPUT / "nicelion-oneroster-mocker"
@@ -428,9 +433,10 @@ def test_nicelion_users_of_unknown_org_are_quarantined(store_url, tmp_path):
 
     result = run_sync("nicelion")
 
-    assert result.status == "completed"
-    assert result.counts["students"]["created"] == 0
+    assert result.status == "failed"
+    assert f"{len(students)} of {len(students)} users failed" in (result.reason or "")
     assert result.quarantined == len(students)
+    assert store_rows()["users"] == []
 
 
 # Failures and the demo
@@ -487,3 +493,68 @@ def test_sync_publishes_markdown_and_table_artifacts(store_url, tmp_path):
     assert "| students | 20 | 0 | 0 | 0 | 0 |" in by_key["sync-lepo"].data
     assert by_key["sync-counts-lepo"].type == "table"
     assert "students" in by_key["sync-counts-lepo"].data
+
+
+def test_empty_enrollments_file_blocks_the_run(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+    run_sync("lepo")
+    before = store_rows()
+    header = (folder / "enrollments.csv").read_text(encoding="utf-8").splitlines()[0]
+    (folder / "enrollments.csv").write_text(header + "\n", encoding="utf-8")
+
+    result = run_sync("lepo")
+
+    assert result.status == "failed"
+    assert "returned no enrollments" in (result.reason or "")
+    assert store_rows() == before
+
+
+def test_unstorable_values_are_quarantined_not_crashing(store_url, tmp_path):
+    folder = tmp_path / "demo"
+    write_demo_district(folder, DemoSize(students=30, schools=1))
+    with (folder / "users.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    rows[-1][header.index("familyName")] = "R" * 260
+    rows[-2][header.index("email")] = "nul\x00@demo.invalid"
+    with (folder / "users.csv").open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    register("demo", "oneroster-csv", folder)
+
+    result = run_sync("demo")
+
+    with get_engine().connect() as connection:
+        quarantined = (
+            connection.execute(
+                sa.text(
+                    "select provider_id from quarantined_records where run_id = :r "
+                    "and \"check\" = 'text_is_storable'"
+                ),
+                {"r": result.run_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert result.status == "completed"
+    assert sorted(quarantined) == sorted([rows[-1][0], rows[-2][0]])
+    assert result.counts["students"]["created"] == 28
+
+
+def test_held_dry_run_stores_no_plan(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder, removal_threshold=0)
+    run_sync("lepo")
+    datasets.remove_oneroster_users(
+        folder, {datasets.oneroster_users(folder)[0]["sourcedid"]}
+    )
+
+    result = run_sync("lepo", dry_run=True)
+
+    with get_engine().connect() as connection:
+        plans = connection.execute(
+            sa.text("select count(*) from stored_plans")
+        ).scalar()
+    assert result.status == "held"
+    assert (result.reason or "").startswith("Dry run:")
+    assert plans == 0

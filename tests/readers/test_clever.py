@@ -16,6 +16,8 @@ from rostersync.roster import Roster
 REAL_INPUT = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "real-input"
 ).resolve()
+
+pytestmark = pytest.mark.real_input
 DEMO_FILES = (
     REAL_INPUT / "clever-go-mocks" / "districts.json",
     REAL_INPUT / "clever-go-mocks" / "users.json",
@@ -684,3 +686,18 @@ def test_messages_contain_no_student_data(tmp_path: Path) -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+def test_same_id_twice_in_one_page_is_an_error(demo_folder: Path, tmp_path: Path):
+    folder = tmp_path / "clever"
+    shutil.copytree(demo_folder, folder)
+    users = json.loads((folder / "users.json").read_text(encoding="utf-8"))
+    users["data"].append(users["data"][4])
+    (folder / "users.json").write_text(json.dumps(users), encoding="utf-8")
+    duplicate_index = len(users["data"]) - 1
+
+    with pytest.raises(
+        RosterFileError,
+        match=rf"data\[4\] and data\[{duplicate_index}\] have the same id",
+    ):
+        read_clever_files(folder)

@@ -25,6 +25,8 @@ from rostersync.roster import (
 REAL_INPUT = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "real-input"
 ).resolve()
+
+pytestmark = pytest.mark.real_input
 CATALYST = REAL_INPUT / "catalyst-moodle-enrol-oneroster"
 FULL_SET = CATALYST / "Test_full_data_set"
 MINIMAL_SET = CATALYST / "Test_minimal_data_set"
@@ -1169,3 +1171,15 @@ def test_large_users_file_is_read(tmp_path):
     assert len(roster.users) == 250_000
     assert roster.users["provider_id"].is_unique
     assert roster.users.index.equals(pd.RangeIndex(250_000))
+
+
+def test_oversized_field_error_names_the_cause(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    shutil.copytree(CATALYST / "Test_full_data_set", folder)
+    users = folder / "users.csv"
+    lines = users.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1] + ',"' + "x" * 200_000 + '"'
+    users.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    with pytest.raises(RosterFileError, match="longer than 131,072 characters"):
+        read_oneroster_csv(folder)

@@ -10,11 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from rostersync.demo import DemoSize, write_demo_district
-from rostersync.errors import StaleStoreError
+from rostersync.errors import StaleStoreError, StoreError
 from rostersync.planning import plan_changes
 from rostersync.readers.oneroster_csv import read_oneroster_csv
 from rostersync.store.apply import apply_plan
-from rostersync.store.database import get_engine
+from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import add_district
 from rostersync.store.models import Base
 from rostersync.store.runs import load_plan, start_run, store_plan, utc_now
@@ -171,3 +171,30 @@ def test_stored_plan_applies_like_the_original(demo_district):
     with engine.connect() as connection:
         users = connection.execute(sa.text("select count(*) from users")).scalar_one()
     assert users == len(pulled.users)
+
+
+def test_store_error_hides_record_values(store_url):
+    engine = get_engine()
+    add_district(
+        engine, "d1", name="D1", provider="clever", source="https://clever.invalid"
+    )
+    secret = "Zyxwquartz-Vemplorth"
+
+    with (
+        pytest.raises(StoreError) as caught,
+        store_errors(),
+        engine.begin() as connection,
+    ):
+        connection.execute(
+            sa.text(
+                "insert into districts (id, name, timezone, school_year, "
+                "retention_days, sync_hour, store_version, created_at) values "
+                "('d1', :name, 'UTC', 2026, 365, 5, 0, '2026-01-01')"
+            ),
+            {"name": secret},
+        )
+
+    assert "rejected a statement" in str(caught.value)
+    assert secret not in str(caught.value)
+    assert caught.value.transient is False
+    assert caught.value.__cause__ is None

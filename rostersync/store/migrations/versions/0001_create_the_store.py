@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: none
-Create Date: 2026-12-04 15:55:12.340330
+Create Date: 2026-12-04 16:57:48.717435
 """
 
 from collections.abc import Sequence
@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
         sa.Column("credentials_ref", sa.JSON(), nullable=False),
-        sa.Column("data_manager_id", sa.String(length=128), nullable=True),
+        sa.Column("data_manager_id", sa.String(length=300), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("events_cursor", sa.String(length=128), nullable=True),
@@ -119,7 +119,7 @@ def upgrade() -> None:
         "schools",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("district_id", sa.String(length=64), nullable=False),
-        sa.Column("provider_id", sa.String(length=128), nullable=True),
+        sa.Column("provider_id", sa.String(length=300), nullable=True),
         sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("sis_id", sa.String(length=128), nullable=True),
         sa.Column("is_summer_school", sa.Boolean(), nullable=False),
@@ -156,7 +156,7 @@ def upgrade() -> None:
         "share_requests",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("district_id", sa.String(length=64), nullable=False),
-        sa.Column("provider_school_id", sa.String(length=128), nullable=False),
+        sa.Column("provider_school_id", sa.String(length=300), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("fulfilled_at", sa.DateTime(timezone=True), nullable=True),
@@ -250,7 +250,7 @@ def upgrade() -> None:
         "school_mappings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("district_id", sa.String(length=64), nullable=False),
-        sa.Column("provider_school_id", sa.String(length=128), nullable=False),
+        sa.Column("provider_school_id", sa.String(length=300), nullable=False),
         sa.Column("school_id", sa.Integer(), nullable=False),
         sa.Column("is_alias", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(

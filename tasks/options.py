@@ -1,8 +1,14 @@
-"""Retry settings shared by every task that does I/O."""
+"""Options shared by the tasks: no caching, no stored results, retries on I/O.
+
+Results are not persisted because they hold roster frames, and Prefect would write
+them, student data included, to its local storage.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from prefect.cache_policies import NO_CACHE
 
 from rostersync.errors import RostersyncError
 
@@ -25,7 +31,10 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
 IO_TASK_OPTIONS: dict[str, Any] = {
+    **TASK_OPTIONS,
     "retries": IO_RETRIES,
     "retry_delay_seconds": IO_RETRY_DELAYS,
     "retry_jitter_factor": 0.5,

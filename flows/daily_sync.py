@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from contextlib import contextmanager
 
 from prefect import flow, get_run_logger
@@ -50,9 +51,14 @@ def daily_sync(district_id: str, dry_run: bool = False) -> State:
     except RostersyncError as exc:
         _fail(result, findings, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
-        # Only the class is reported: the message of an unexpected error may quote
-        # record values.
-        get_run_logger().exception("district %s: the sync crashed", district_id)
+        # The message of an unexpected error may quote record values, so the log
+        # gets the class and the stack without it.
+        get_run_logger().error(
+            "district %s: the sync crashed with %s at\n%s",
+            district_id,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
         _fail(
             result,
             findings,
@@ -119,7 +125,8 @@ def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:
     """Close the run as failed; a failure to record it is logged, not raised."""
     result.status = "failed"
     result.reason = reason
-    result.counts = result.counts or empty_counts()
+    # Nothing was applied, whatever the plan said.
+    result.counts = empty_counts()
     _close(result, findings)
     if result.run_id is None:
         return

@@ -6,7 +6,8 @@ RostersyncError
 │   └── RosterFileError    one file of the source, with its line number
 ├── BlockingCheckError     a blocking data check failed, so nothing was written
 ├── StaleStoreError        the store changed after a plan was made
-└── StoreError             the store rejected a statement or cannot be reached
+├── StoreError             the store rejected a statement or cannot be reached
+└── UnexpectedError        any other exception of a task, without its message
 
 ``transient`` says whether trying the same step again may succeed; the flows retry
 only transient errors and errors from outside this project (network, database).
@@ -75,3 +76,13 @@ class StoreError(RostersyncError):
 
 def _rebuild_store_error(message: str, transient: bool) -> StoreError:
     return StoreError(message, transient=transient)
+
+
+class UnexpectedError(RostersyncError):
+    """An exception from outside the project, stripped of its message.
+
+    The message of a pandas or library error can quote record values, so only the
+    exception's class and the step are kept. It may be transient, so it is retried.
+    """
+
+    transient = True

@@ -7,10 +7,11 @@ from prefect import get_run_logger, task
 from rostersync.roster import Roster
 from rostersync.sources import read_roster
 from rostersync.store.districts import IntegrationConfig
-from tasks.options import IO_TASK_OPTIONS
+from tasks.options import IO_TASK_OPTIONS, contain_errors
 
 
 @task(name="extract-roster", **IO_TASK_OPTIONS)
+@contain_errors
 def extract_roster(integration: IntegrationConfig) -> Roster:
     """Pull the district's shared roster into a Roster of column frames."""
     roster = read_roster(integration)

@@ -6,11 +6,21 @@ them, student data included, to its local storage.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from prefect.cache_policies import NO_CACHE
 
-from rostersync.errors import RostersyncError
+from rostersync.errors import RostersyncError, UnexpectedError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("rostersync.tasks")
+
 
 IO_RETRIES = 3
 IO_RETRY_DELAYS = [2, 10, 30]
@@ -40,3 +50,30 @@ IO_TASK_OPTIONS: dict[str, Any] = {
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": is_transient,
 }
+
+
+def contain_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Re-raise a task's unexpected exceptions as UnexpectedError, message removed.
+
+    Prefect logs and stores the exceptions that leave a task, and the message of a
+    library's exception can quote record values. The log gets the class and the
+    stack instead.
+    """
+
+    @functools.wraps(function)
+    def contained(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except RostersyncError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised without its message
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error(
+                "%s failed with %s at\n%s", function.__name__, type(exc).__name__, stack
+            )
+            raise UnexpectedError(
+                f"Step {function.__name__} failed with {type(exc).__name__}; "
+                "nothing was written. The flow run's logs have the stack."
+            ) from None
+
+    return contained

@@ -8,10 +8,11 @@ from rostersync.guard import GuardVerdict, check_removals
 from rostersync.planning import Plan, StoreSnapshot, plan_changes
 from rostersync.roster import Roster
 from rostersync.store.districts import IntegrationConfig
-from tasks.options import TASK_OPTIONS
+from tasks.options import TASK_OPTIONS, contain_errors
 
 
 @task(name="plan-changes", **TASK_OPTIONS)
+@contain_errors
 def plan_roster_changes(
     district_id: str,
     roster: Roster,
@@ -34,6 +35,7 @@ def plan_roster_changes(
 
 
 @task(name="guard-removals", **TASK_OPTIONS)
+@contain_errors
 def guard_removals(
     plan: Plan,
     integration: IntegrationConfig,

@@ -9,13 +9,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from rostersync.report import render_markdown
 from rostersync.results import SyncResult
-from tasks.options import IO_TASK_OPTIONS
+from tasks.options import IO_TASK_OPTIONS, contain_errors
 
 # Findings listed in the table artifact; the store keeps every quarantined record.
 MAX_FINDING_ROWS = 100
 
 
 @task(name="publish-report", **IO_TASK_OPTIONS)
+@contain_errors
 def publish_report(result: SyncResult) -> None:
     """Publish the counts and data-check findings as markdown and table artifacts."""
     key = _artifact_key(result.district_id)

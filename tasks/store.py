@@ -13,10 +13,11 @@ from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import IntegrationConfig, load_integration
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
-from tasks.options import IO_TASK_OPTIONS
+from tasks.options import IO_TASK_OPTIONS, contain_errors
 
 
 @task(name="start-sync-run", **IO_TASK_OPTIONS)
+@contain_errors
 def start_sync_run(
     district_id: str, flow_name: str, flow_run_id: str | None, dry_run: bool
 ) -> str:
@@ -32,6 +33,7 @@ def start_sync_run(
 
 
 @task(name="load-integration", **IO_TASK_OPTIONS)
+@contain_errors
 def load_district_integration(district_id: str) -> IntegrationConfig:
     """Read the district's integration settings from the store."""
     with store_errors():
@@ -39,6 +41,7 @@ def load_district_integration(district_id: str) -> IntegrationConfig:
 
 
 @task(name="read-store", **IO_TASK_OPTIONS)
+@contain_errors
 def read_store_snapshot(district_id: str) -> StoreSnapshot:
     """Read the district's current roster rows, archived ones included."""
     with store_errors(), get_engine().connect() as connection:
@@ -46,6 +49,7 @@ def read_store_snapshot(district_id: str) -> StoreSnapshot:
 
 
 @task(name="apply-plan", **IO_TASK_OPTIONS)
+@contain_errors
 def apply_changes(plan: Plan, result: SyncResult, findings: list[Finding]) -> None:
     """Apply the plan and close the run as completed, in one transaction."""
     with store_errors(), get_engine().begin() as connection:
@@ -54,6 +58,7 @@ def apply_changes(plan: Plan, result: SyncResult, findings: list[Finding]) -> No
 
 
 @task(name="hold-plan", **IO_TASK_OPTIONS)
+@contain_errors
 def hold_changes(
     plan: Plan, result: SyncResult, findings: list[Finding], verdict: GuardVerdict
 ) -> None:
@@ -64,6 +69,7 @@ def hold_changes(
 
 
 @task(name="record-result", **IO_TASK_OPTIONS)
+@contain_errors
 def record_result(result: SyncResult, findings: list[Finding]) -> None:
     """Close a run that wrote no roster change (failed, dry run, skipped)."""
     with store_errors(), get_engine().begin() as connection:

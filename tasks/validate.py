@@ -8,10 +8,11 @@ from rostersync.checks import CheckReport, check_roster
 from rostersync.planning import StoreSnapshot
 from rostersync.roster import Roster
 from rostersync.store.districts import IntegrationConfig
-from tasks.options import TASK_OPTIONS
+from tasks.options import TASK_OPTIONS, contain_errors
 
 
 @task(name="validate-roster", **TASK_OPTIONS)
+@contain_errors
 def validate_roster(
     roster: Roster, integration: IntegrationConfig, store: StoreSnapshot
 ) -> CheckReport:

@@ -98,3 +98,42 @@ def test_no_student_data_in_run_outputs(store_url, tmp_path, capsys):
     assert "extract-roster" in published or "pulled" in published
     for value in (GIVEN, FAMILY, BAD_EMAIL, PARENT_EMAIL):
         assert value not in published
+
+
+def test_crash_closes_run_without_quoting_the_error(store_url, tmp_path, monkeypatch):
+    import flows.daily_sync
+    import tasks.extract
+
+    folder = tmp_path / "district"
+    write_demo_district(folder, DemoSize(students=10, schools=1))
+    add_district(
+        get_engine(),
+        "crash",
+        name="Crash",
+        provider="oneroster-csv",
+        source=str(folder),
+    )
+
+    def explode(integration):
+        raise KeyError(GIVEN)
+
+    monkeypatch.setattr(tasks.extract, "read_roster", explode)
+    monkeypatch.setattr(
+        flows.daily_sync,
+        "extract_roster",
+        tasks.extract.extract_roster.with_options(retries=0),
+    )
+
+    result = run_sync("crash")
+    with get_engine().connect() as connection:
+        status = connection.execute(
+            sa.text("select status from sync_runs where id = :r"), {"r": result.run_id}
+        ).scalar_one()
+    published = everything_the_run_published(result.flow_run_id, result.run_id)
+
+    assert result.status == "failed"
+    assert "KeyError" in (result.reason or "")
+    assert status == "failed"
+    assert "extract_roster failed with KeyError" in published
+    assert GIVEN not in published
+    assert GIVEN not in result.model_dump_json()

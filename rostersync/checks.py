@@ -50,8 +50,8 @@ _SUITE_MODULES = {
 _QUOTABLE_COLUMNS = frozenset({"school_id", "kind"})
 _MAX_EXAMPLES = 5
 
-# Above this share of quarantined users the pull as a whole is blocked.
-MAX_QUARANTINED_USER_SHARE = 0.5
+# Above this share of quarantined users or enrollments the pull is blocked.
+MAX_QUARANTINED_SHARE = 0.5
 
 # Longest text each store column takes, per entity and roster column.
 STORE_TEXT_LIMITS: dict[str, dict[str, int]] = {
@@ -203,7 +203,10 @@ def check_roster(
             "store_active": store_active.get(entity, 0),
         }
         findings.extend(_findings(entity, entity_failures, frame, context))
-    findings.extend(_mass_quarantine(roster.users, quarantined_users))
+    for entity in ("users", "enrollments"):
+        findings.extend(
+            _mass_quarantine(entity, getattr(roster, entity), quarantined[entity])
+        )
 
     report = CheckReport(
         findings=findings,
@@ -247,22 +250,25 @@ def _ids_fit(ids: tuple[str, ...] | None, limit: int) -> bool:
     return all(len(item) <= limit and "\x00" not in item for item in ids or ())
 
 
-def _mass_quarantine(users: pd.DataFrame, quarantined: set[str]) -> list[Finding]:
-    """Block a pull in which most users failed record-level checks.
+def _mass_quarantine(
+    entity: str, frame: pd.DataFrame, quarantined: set
+) -> list[Finding]:
+    """Block a pull in which most records of ``entity`` failed record-level checks.
 
-    Quarantined users are never archived, but a pull that fails this widely (columns
-    swapped, the wrong org file) is broken as a whole, and its other changes, such
-    as archived schools or sections, must not be applied either.
+    Quarantined records are never archived, but a pull that fails this widely
+    (columns swapped, the wrong org or class file) is broken as a whole, and its
+    other changes, such as archived schools or sections, must not be applied either.
     """
-    total = int(users["provider_id"].notna().sum())
-    if total == 0 or len(quarantined) / total <= MAX_QUARANTINED_USER_SHARE:
+    total = len(frame)
+    if total == 0 or len(quarantined) / total <= MAX_QUARANTINED_SHARE:
         return []
     message = (
-        f"{len(quarantined)} of {total} users failed record-level checks, more than "
-        f"{MAX_QUARANTINED_USER_SHARE:.0%}; the pull looks broken as a whole (swapped "
-        "columns, a missing school in orgs), so fix the export and run again."
+        f"{len(quarantined)} of {total} {entity} failed record-level checks, more "
+        f"than {MAX_QUARANTINED_SHARE:.0%}; the pull looks broken as a whole "
+        "(swapped columns, a missing school or class), so fix the export and run "
+        "again."
     )
-    return [Finding("users", "most_users_are_valid", BLOCKING, message)]
+    return [Finding(entity, f"most_{entity}_are_valid", BLOCKING, message)]
 
 
 def _user_columns(users: pd.DataFrame, shared: list[str]) -> dict[str, np.ndarray]:
@@ -660,7 +666,12 @@ def _quote(value: Any) -> str:
 
 
 def _key_text(key: tuple) -> str:
-    return "/".join("(missing)" if part is None else str(part) for part in key)
+    parts = ["(missing)" if part is None else str(part) for part in key]
+    # An enrollment's key ends with its role, which a provider can fill with any
+    # text; only the known roles are shown.
+    if len(parts) == 3 and parts[2] not in enrollment_expectations.ENROLLMENT_ROLES:
+        parts[2] = "(unknown role)"
+    return "/".join(parts)
 
 
 def _clean_roster(

@@ -73,6 +73,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: 5%% of active users, at least 10, at most 500)",
     )
     add.set_defaults(handler=_district_add)
+    change = district_commands.add_parser(
+        "update", help="change a district's removal threshold or source"
+    )
+    change.add_argument("district_id", metavar="ID")
+    change.add_argument(
+        "--removal-threshold",
+        type=int,
+        help="users one run may archive before it is held; 0 holds every removal",
+    )
+    change.add_argument("--source", help="new roster folder or zip")
+    change.add_argument(
+        "--by", default="cli", help="who makes the change, kept in the audit log"
+    )
+    change.set_defaults(handler=_district_update)
     listing = district_commands.add_parser("list", help="list registered districts")
     listing.set_defaults(handler=_district_list)
 
@@ -131,12 +145,36 @@ def _district_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _district_update(args: argparse.Namespace) -> int:
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import update_district
+
+    source = args.source
+    if source and not source.startswith(("http://", "https://")):
+        source = str(Path(source).expanduser().resolve())
+    values = update_district(
+        get_engine(),
+        args.district_id,
+        changed_by=args.by,
+        removal_threshold=args.removal_threshold,
+        source=source,
+    )
+    threshold = values["removal_threshold"]
+    shown = "default" if threshold is None else threshold
+    print(
+        f"district {args.district_id}: removal threshold {shown}, "
+        f"source {values['source']}"
+    )
+    return 0
+
+
 def _district_list(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.districts import list_districts
 
+    rows = list_districts(get_engine())
     print("district\tprovider\tstatus\tschool year\tname")
-    for row in list_districts(get_engine()):
+    for row in rows:
         print(
             f"{row['district_id']}\t{row['provider']}\t{row['status']}\t"
             f"{row['school_year']}\t{row['name']}"

@@ -390,7 +390,11 @@ def _plan_enrollments(
     if roster.modes["enrollments"] == "bulk":
         gone |= ~active_keys.isin(_keys(present, key))
     if protected:
+        # A user with a quarantined enrollment keeps every stored enrollment until
+        # the provider's data is fixed, since the bad row may be their only copy.
+        protected_users = {key[1] for key in protected}
         gone &= ~active_keys.isin(pd.MultiIndex.from_tuples(list(protected)))
+        gone &= ~active["user_id"].isin(protected_users).to_numpy(dtype=bool)
     gone |= active["user_id"].isin(archived_users).to_numpy(dtype=bool)
     gone |= active["section_id"].isin(archived_sections).to_numpy(dtype=bool)
     archive = active[gone].assign(action=ARCHIVE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from rostersync.cli import main
 from rostersync.demo import DemoSize, write_demo_district
@@ -185,3 +186,61 @@ def test_demo_second_sync_changes_nothing(store_url, tmp_path, capsys, monkeypat
         for counts in second["counts"].values()
         for action in ("created", "updated", "archived", "restored")
     )
+
+
+@pytest.mark.real_input
+def test_district_update_changes_threshold_with_audit(store_url, tmp_path, capsys):
+    add_lepo(tmp_path)
+
+    status = main(
+        ["district", "update", "lepo", "--removal-threshold", "40", "--by", "ops-1"]
+    )
+
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import load_integration
+
+    engine = get_engine()
+    with engine.connect() as connection:
+        changed_by = connection.execute(
+            sa.text(
+                "select changed_by from integration_changes "
+                "where kind = 'district_updated'"
+            )
+        ).scalar_one()
+    assert status == 0
+    assert load_integration(engine, "lepo").removal_threshold == 40
+    assert changed_by == "ops-1"
+    assert "removal threshold 40" in capsys.readouterr().out
+
+
+def test_district_update_unknown_district_exits_two(store_url, capsys):
+    status = main(["district", "update", "nowhere", "--removal-threshold", "3"])
+
+    assert status == 2
+    assert "is not registered" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://user@127.0.0.1/portal", "postgresql://postgres@127.0.0.1:5432/test"],
+    ids=["mysql", "psycopg2"],
+)
+def test_missing_database_driver_is_a_settings_error(url, capsys, monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_DATABASE_URL", url)
+    get_settings.cache_clear()
+
+    status = main(["district", "list"])
+
+    get_settings.cache_clear()
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "is not installed" in captured.err
+    assert captured.out == ""
+
+
+def test_district_add_rejects_url_source(store_url, capsys):
+    status = main(["district", "add", "web", "--name", "Web", "--provider",
+                   "oneroster-csv", "--source", "https://127.0.0.1:1/x"])  # fmt: skip
+
+    assert status == 2
+    assert "not supported yet" in capsys.readouterr().err

@@ -289,3 +289,21 @@ def test_enrollments_of_archived_user_are_archived_even_if_quarantined():
     changes = plan.changes["enrollments"]
     assert changes["action"].tolist() == ["archive"]
     assert changes["user_id"].tolist() == ["u2"]
+
+
+def test_quarantined_enrollment_protects_the_users_stored_enrollments():
+    stored = {
+        "section_id": "sec-1",
+        "user_id": "u1",
+        "role": "student",
+        "status": "active",
+    }
+
+    plan = plan_changes(
+        "d",
+        roster([student("u1")], []),
+        snapshot([student("u1")], [stored]),
+        quarantined={"enrollments": {("sec-1", "u1", "wizard")}},
+    )
+
+    assert plan.changes["enrollments"].empty

@@ -74,6 +74,12 @@ def get_engine(url: str | None = None) -> Engine:
 def _open_store(url: str) -> Engine:
     try:
         engine = make_engine(url)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"The database driver {error.name!r} named by ROSTERSYNC_DATABASE_URL is "
+            "not installed; the store supports sqlite:///PATH and "
+            "postgresql+psycopg://USER@HOST/DATABASE."
+        ) from None
     except (exc.ArgumentError, exc.NoSuchModuleError, ValueError) as error:
         raise ConfigurationError(
             f"The store URL in ROSTERSYNC_DATABASE_URL is invalid "

@@ -154,10 +154,62 @@ def _check_district_values(
         )
 
 
+def update_district(
+    engine: Engine,
+    district_id: str,
+    *,
+    changed_by: str,
+    removal_threshold: int | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Change a district's threshold or source, audited; return the new values."""
+    with Session(engine) as session, session.begin():
+        district = session.get(District, district_id)
+        integration = session.scalar(
+            select(Integration).where(Integration.district_id == district_id)
+        )
+        if district is None or integration is None:
+            raise ConfigurationError(
+                f"District {district_id!r} is not registered; add it with "
+                "`rostersync district add`."
+            )
+        before = {
+            "removal_threshold": district.removal_threshold,
+            "source": integration.source,
+        }
+        if removal_threshold is not None:
+            _check_district_values(
+                district_id, integration.provider, district.timezone, removal_threshold
+            )
+            district.removal_threshold = removal_threshold
+        if source is not None:
+            check_source(integration.provider, source)
+            integration.source = source
+        after = {
+            "removal_threshold": district.removal_threshold,
+            "source": integration.source,
+        }
+        session.add(
+            IntegrationChange(
+                district_id=district_id,
+                kind="district_updated",
+                changed_by=changed_by,
+                reason=None,
+                before=before,
+                after=after,
+                changed_at=datetime.now(ZoneInfo("UTC")),
+            )
+        )
+        return after
+
+
 def check_source(provider: str, source: str) -> None:
     """Raise ConfigurationError unless ``source`` looks like the provider's data."""
     if source.startswith(("http://", "https://")):
-        return
+        raise ConfigurationError(
+            f"Source {source!r} is a URL, and pulls over HTTP are not supported yet; "
+            "point --source at a folder or zip file of the district's roster."
+        )
     path = Path(source)
     if provider == "oneroster-csv":
         if path.is_file() and zipfile.is_zipfile(path):

@@ -20,6 +20,19 @@ RUNNING = "running"
 MAX_FINDINGS_ON_RUN = 200
 
 
+# A quarantined record's id or message can be the very value the store rejects.
+MAX_PROVIDER_ID = 300
+MAX_MESSAGE = 2_000
+
+
+def storable_text(value: str | None, limit: int) -> str | None:
+    """Return ``value`` without NUL characters and cut to ``limit`` characters."""
+    if value is None:
+        return None
+    text = value.replace("\x00", "\\0")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -70,10 +83,16 @@ def finish_run(
         .where(SyncRun.id == run_id)
         .values(
             status=status,
-            reason=reason,
+            reason=storable_text(reason, MAX_MESSAGE),
             counts=counts,
             quarantined=quarantined,
-            findings=[f.as_dict() for f in findings[:MAX_FINDINGS_ON_RUN]],
+            findings=[
+                {
+                    key: storable_text(value, MAX_MESSAGE)
+                    for key, value in f.as_dict().items()
+                }
+                for f in findings[:MAX_FINDINGS_ON_RUN]
+            ],
             timings=timings,
             store_version=store_version,
             finished_at=utc_now(),
@@ -83,9 +102,9 @@ def finish_run(
         {
             "run_id": run_id,
             "entity": finding.entity,
-            "provider_id": finding.provider_id,
+            "provider_id": storable_text(finding.provider_id, MAX_PROVIDER_ID),
             "check": finding.check,
-            "message": finding.message,
+            "message": storable_text(finding.message, MAX_MESSAGE),
         }
         for finding in findings
         if finding.level == "quarantine"

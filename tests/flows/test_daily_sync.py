@@ -518,6 +518,7 @@ def test_unstorable_values_are_quarantined_not_crashing(store_url, tmp_path):
     header = rows[0]
     rows[-1][header.index("familyName")] = "R" * 260
     rows[-2][header.index("email")] = "nul\x00@demo.invalid"
+    rows[-3][header.index("sourcedId")] = "nul\x00id" + "9" * 400
     with (folder / "users.csv").open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows(rows)
     register("demo", "oneroster-csv", folder)
@@ -537,8 +538,11 @@ def test_unstorable_values_are_quarantined_not_crashing(store_url, tmp_path):
             .all()
         )
     assert result.status == "completed"
-    assert sorted(quarantined) == sorted([rows[-1][0], rows[-2][0]])
-    assert result.counts["students"]["created"] == 28
+    assert len(quarantined) == 3
+    assert rows[-1][0] in quarantined
+    assert rows[-2][0] in quarantined
+    assert any(value.startswith("nul\\0id999") for value in quarantined)
+    assert result.counts["students"]["created"] == 27
 
 
 def test_held_dry_run_stores_no_plan(store_url, tmp_path):
@@ -558,3 +562,24 @@ def test_held_dry_run_stores_no_plan(store_url, tmp_path):
     assert result.status == "held"
     assert (result.reason or "").startswith("Dry run:")
     assert plans == 0
+
+
+def test_enrollments_of_unknown_class_block_the_run(store_url, tmp_path):
+    folder = datasets.copy_oneroster("lepo-roster-hub/en", tmp_path / "lepo")
+    register("lepo", "oneroster-csv", folder)
+    run_sync("lepo")
+    before = store_rows()
+    path = folder / "enrollments.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    position = [name.lower() for name in rows[0]].index("classsourcedid")
+    for number, row in enumerate(rows[1:]):
+        row[position] = f"class-missing-{number}"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+    result = run_sync("lepo")
+
+    assert result.status == "failed"
+    assert "enrollments failed record-level checks" in (result.reason or "")
+    assert store_rows() == before

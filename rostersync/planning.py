@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from rostersync.roster import ACTIVE, ENTITIES, TO_BE_DELETED, Roster
+from rostersync.roster import (
+    ACTIVE,
+    ENROLLMENT_COLUMNS,
+    ENTITIES,
+    SCHOOL_COLUMNS,
+    SECTION_COLUMNS,
+    TO_BE_DELETED,
+    USER_COLUMNS,
+    Roster,
+)
 
 ACTIONS = ("created", "updated", "archived", "restored", "unchanged")
 CREATE, UPDATE, ARCHIVE, RESTORE = "create", "update", "archive", "restore"
@@ -26,21 +35,12 @@ _COUNT_NAMES = {
     RESTORE: "restored",
 }
 
-SCHOOL_VALUES = ("name", "sis_id")
-USER_VALUES = (
-    "kind",
-    "role",
-    "given_name",
-    "family_name",
-    "email",
-    "username",
-    "sis_id",
-    "grade",
-    "school_id",
-    "school_ids",
-)
-SECTION_VALUES = ("school_id", "name", "sis_id")
-ENROLLMENT_KEY = ("section_id", "user_id", "role")
+# The columns whose change is an update: every roster column but the key and status.
+_NOT_VALUES = ("provider_id", "status")
+SCHOOL_VALUES = tuple(c for c in SCHOOL_COLUMNS if c not in _NOT_VALUES)
+USER_VALUES = tuple(c for c in USER_COLUMNS if c not in _NOT_VALUES)
+SECTION_VALUES = tuple(c for c in SECTION_COLUMNS if c not in _NOT_VALUES)
+ENROLLMENT_KEY = tuple(c for c in ENROLLMENT_COLUMNS if c != "status")
 NEW_SCHOOL_PREFIX = "new:"
 
 DEFAULT_THRESHOLD_SHARE = 0.05

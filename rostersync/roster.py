@@ -65,7 +65,7 @@ class Finding:
 class Roster:
     """One pull of a district's shared roster, as four frames of text columns.
 
-    ``users.school_ids`` holds a sorted tuple of provider school ids per user; every
+    ``users.school_ids`` contains a sorted tuple of provider school ids per user; every
     other cell is a string or ``pd.NA``. ``modes`` says, per frame, whether the pull
     is a full snapshot (``bulk``: a record missing from it has left) or a ``delta``
     (only the records present changed; ``status == "tobedeleted"`` marks removals).

@@ -173,11 +173,8 @@ def test_stored_plan_applies_like_the_original(demo_district):
     assert users == len(pulled.users)
 
 
-def test_store_error_hides_record_values(store_url):
-    engine = get_engine()
-    add_district(
-        engine, "d1", name="D1", provider="clever", source="https://clever.invalid"
-    )
+def test_store_error_hides_record_values(demo_district):
+    engine, _folder = demo_district
     secret = "Zyxwquartz-Vemplorth"
 
     with (

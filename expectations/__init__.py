@@ -93,3 +93,46 @@ def text_is_storable(label: str) -> Any:
             "contains a NUL character.",
         ),
     )
+
+
+def provider_id_checks(noun: str) -> list[Any]:
+    """Return the blocking expectations that every row has a provider id, once.
+
+    ``noun`` is the singular noun of the entity, used in the findings' messages.
+    """
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_present",
+                BLOCKING,
+                "{count} " + noun + " rows have no provider id.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="provider_id",
+            **check_fields(
+                "provider_id_is_unique",
+                BLOCKING,
+                "{count} " + noun + " rows share their provider id with another "
+                "row, for example {examples}.",
+            ),
+        ),
+    ]
+
+
+def status_is_valid(label: str) -> Any:
+    """Return the record-level expectation that a status is active or tobedeleted."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeInSet(
+        column="status",
+        value_set=list(VALID_STATUSES),
+        **check_fields(
+            "status_is_valid",
+            QUARANTINE,
+            label + " {provider_id} has a status other than active or tobedeleted.",
+        ),
+    )

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from expectations import (
     BLOCKING,
     QUARANTINE,
-    VALID_STATUSES,
     check_fields,
     pull_has_rows,
+    status_is_valid,
     text_is_storable,
 )
 
@@ -65,7 +65,7 @@ def blocking_expectations() -> list[Expectation]:
             "row, for example {examples}.",
         ),
     )
-    return [*present, unique]
+    return [pull_has_rows("enrollments"), *present, unique]
 
 
 def record_expectations() -> list[Expectation]:
@@ -85,17 +85,7 @@ def record_expectations() -> list[Expectation]:
                 + ".",
             ),
         ),
-        pull_has_rows("enrollments"),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="status",
-            value_set=list(VALID_STATUSES),
-            **check_fields(
-                "status_is_valid",
-                QUARANTINE,
-                "Enrollment {provider_id} has a status other than active or "
-                "tobedeleted.",
-            ),
-        ),
+        status_is_valid("Enrollment"),
         gxe.ExpectColumnValuesToBeInSet(
             column=SECTION_IS_KNOWN,
             value_set=[True],

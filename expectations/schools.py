@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from expectations import (
     ANY_ROW,
     BLOCKING,
-    QUARANTINE,
-    VALID_STATUSES,
     check_fields,
+    provider_id_checks,
     pull_has_rows,
+    status_is_valid,
     text_is_storable,
 )
 
@@ -36,23 +36,7 @@ def blocking_expectations() -> list[Expectation]:
 
     return [
         pull_has_rows("schools"),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_present",
-                BLOCKING,
-                "{count} school rows have no provider id.",
-            ),
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_unique",
-                BLOCKING,
-                "{count} school rows share their provider id with another row, "
-                "for example {examples}.",
-            ),
-        ),
+        *provider_id_checks("school"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="name",
             mostly=ANY_ROW,
@@ -68,17 +52,8 @@ def blocking_expectations() -> list[Expectation]:
 
 def record_expectations() -> list[Expectation]:
     """Return the expectations whose failure quarantines a single school."""
-    import great_expectations.expectations as gxe
 
     return [
         text_is_storable("School"),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="status",
-            value_set=list(VALID_STATUSES),
-            **check_fields(
-                "status_is_valid",
-                QUARANTINE,
-                "School {provider_id} has a status other than active or tobedeleted.",
-            ),
-        ),
+        status_is_valid("School"),
     ]

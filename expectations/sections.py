@@ -8,9 +8,10 @@ from expectations import (
     ANY_ROW,
     BLOCKING,
     QUARANTINE,
-    VALID_STATUSES,
     check_fields,
+    provider_id_checks,
     pull_has_rows,
+    status_is_valid,
     text_is_storable,
 )
 
@@ -42,23 +43,7 @@ def blocking_expectations() -> list[Expectation]:
 
     return [
         pull_has_rows("sections"),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_present",
-                BLOCKING,
-                "{count} section rows have no provider id.",
-            ),
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_unique",
-                BLOCKING,
-                "{count} section rows share their provider id with another row, "
-                "for example {examples}.",
-            ),
-        ),
+        *provider_id_checks("section"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="school_id",
             mostly=ANY_ROW,
@@ -78,15 +63,7 @@ def record_expectations() -> list[Expectation]:
 
     return [
         text_is_storable("Section"),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="status",
-            value_set=list(VALID_STATUSES),
-            **check_fields(
-                "status_is_valid",
-                QUARANTINE,
-                "Section {provider_id} has a status other than active or tobedeleted.",
-            ),
-        ),
+        status_is_valid("Section"),
         gxe.ExpectColumnValuesToBeInSet(
             column=SCHOOL_IS_SHARED,
             value_set=[True],

@@ -8,8 +8,9 @@ from expectations import (
     ANY_ROW,
     BLOCKING,
     QUARANTINE,
-    VALID_STATUSES,
     check_fields,
+    provider_id_checks,
+    status_is_valid,
     text_is_storable,
 )
 
@@ -57,23 +58,7 @@ def blocking_expectations() -> list[Expectation]:
                 "district is the likely cause, so check both before running again.",
             ),
         ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_present",
-                BLOCKING,
-                "{count} user rows have no provider id.",
-            ),
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="provider_id",
-            **check_fields(
-                "provider_id_is_unique",
-                BLOCKING,
-                "{count} user rows share their provider id with another row, "
-                "for example {examples}.",
-            ),
-        ),
+        *provider_id_checks("user"),
         gxe.ExpectColumnValuesToNotBeNull(
             column="role",
             mostly=ANY_ROW,
@@ -111,15 +96,7 @@ def record_expectations() -> list[Expectation]:
                 "User {provider_id} has an invalid email address.",
             ),
         ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="status",
-            value_set=list(VALID_STATUSES),
-            **check_fields(
-                "status_is_valid",
-                QUARANTINE,
-                "User {provider_id} has a status other than active or tobedeleted.",
-            ),
-        ),
+        status_is_valid("User"),
         gxe.ExpectColumnValuesToBeInSet(
             column=SCHOOLS_ARE_SHARED,
             value_set=[True],

@@ -125,7 +125,7 @@ def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:
     """Close the run as failed; a failure to record it is logged, not raised."""
     result.status = "failed"
     result.reason = reason
-    # Nothing was applied, whatever the plan said.
+    # Nothing was applied, whatever the plan contained.
     result.counts = empty_counts()
     _close(result, findings)
     if result.run_id is None:

@@ -53,7 +53,7 @@ _MAX_EXAMPLES = 5
 # Above this share of quarantined users or enrollments the pull is blocked.
 MAX_QUARANTINED_SHARE = 0.5
 
-# Longest text each store column takes, per entity and roster column.
+# Maximum text length of each store column, per entity and roster column.
 STORE_TEXT_LIMITS: dict[str, dict[str, int]] = {
     "schools": {"provider_id": 300, "name": 300, "sis_id": 128},
     "users": {

@@ -33,7 +33,7 @@ _NUMBER = re.compile(r"^(?:grade\s*)?0*(\d{1,2})(?:st|nd|rd|th)?$")
 
 
 def normalize_grade(value: str | None) -> tuple[str | None, bool]:
-    """Map a provider's grade to the vocabulary and say whether it was recognised.
+    """Map a provider's grade to the vocabulary and report whether it was recognised.
 
     Returns ``(grade, known)``. An unknown grade comes back unchanged with
     ``known=False`` so the caller can report it; a missing grade is ``(None, True)``.

@@ -52,7 +52,7 @@ DEFAULT_THRESHOLD_MAX = 500
 class StoreSnapshot:
     """The district's roster rows as the store has them now, archived ones included.
 
-    ``mapping`` maps every provider school id to a portal school id (as text);
+    ``mapping`` maps every provider school id to a portal school id, as text.
     ``schools`` contains the mapped schools that are not aliases of a merged campus.
     ``enrollments`` names sections and users by provider id.
     """

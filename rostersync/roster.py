@@ -65,10 +65,11 @@ class Finding:
 class Roster:
     """One pull of a district's shared roster, as four frames of text columns.
 
-    ``users.school_ids`` contains a sorted tuple of provider school ids per user; every
-    other cell is a string or ``pd.NA``. ``modes`` says, per frame, whether the pull
-    is a full snapshot (``bulk``: a record missing from it has left) or a ``delta``
-    (only the records present changed; ``status == "tobedeleted"`` marks removals).
+    ``users.school_ids`` contains a sorted tuple of provider school ids per user, and
+    every other cell is a string or ``pd.NA``. ``modes`` gives, per frame, whether
+    the pull is a full snapshot (``bulk``: a record missing from it has left) or a
+    ``delta``, in which only the records present changed and ``status ==
+    "tobedeleted"`` marks removals.
     """
 
     schools: pd.DataFrame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -978,3 +979,14 @@ def test_clever_demo_cascades_to_enrollments(tmp_path: Path) -> None:
     report = check_roster(read_clever_files(folder), store_active_users=0)
 
     assert report.quarantined["enrollments"] == expected
+
+
+@pytest.mark.parametrize("entity", ["schools", "users", "sections", "enrollments"])
+def test_expectations_listed_under_their_level(entity) -> None:
+    module = importlib.import_module(f"expectations.{entity}")
+
+    blocking_levels = {e.meta["level"] for e in module.blocking_expectations()}
+    record_levels = {e.meta["level"] for e in module.record_expectations()}
+
+    assert blocking_levels == {"blocking"}
+    assert record_levels == {"quarantine"}

@@ -70,7 +70,7 @@ def roster(
 
 
 def snapshot(users: list[dict], enrollments: list[dict] | None = None) -> StoreSnapshot:
-    """A store that already holds school sch-1 as portal school 7 and these users."""
+    """Return a store that contains school sch-1 as portal school 7 and these users."""
     user_rows = []
     for number, row in enumerate(users, start=1):
         stored = {**row, "id": number, "school_id": "7", "school_ids": ("7",)}
@@ -265,7 +265,7 @@ def test_removal_threshold(active_users, district_threshold, expected):
     assert removal_threshold(active_users, district_threshold) == expected
 
 
-def test_enrollments_of_archived_user_are_archived_even_if_quarantined():
+def test_archived_user_enrollments_are_archived():
     kept = {
         "section_id": "sec-1",
         "user_id": "u1",

@@ -198,7 +198,7 @@ def test_clever_demo_first_sync_creates_every_shared_record(store_url, tmp_path)
     )
 
 
-def test_clever_demo_mass_removal_is_held_and_store_untouched(store_url, tmp_path):
+def test_clever_demo_mass_removal_is_held(store_url, tmp_path):
     folder = datasets.copy_clever_demo(tmp_path / "clever")
     register("clever", "clever", folder)
     run_sync("clever")

@@ -688,7 +688,7 @@ def test_messages_contain_no_student_data(tmp_path: Path) -> None:
             assert secret not in text
 
 
-def test_same_id_twice_in_one_page_is_an_error(demo_folder: Path, tmp_path: Path):
+def test_duplicate_id_in_page_is_error(demo_folder: Path, tmp_path: Path):
     folder = tmp_path / "clever"
     shutil.copytree(demo_folder, folder)
     users = json.loads((folder / "users.json").read_text(encoding="utf-8"))

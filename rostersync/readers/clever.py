@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rostersync.errors import RosterFileError, RosterSourceError
 from rostersync.grades import normalize_grade, unknown_grade_finding
+from rostersync.readers.columns import GroupedRows, KeyedRows
 from rostersync.roster import (
     ACTIVE,
     ENROLLMENT_COLUMNS,
     SCHOOL_COLUMNS,
     SECTION_COLUMNS,
+    TO_BE_DELETED,
     USER_COLUMNS,
     Finding,
     Roster,
-    frame_from_columns,
 )
 
 # Clever v3 roles that make a user an educator. A user with several of them gets the
@@ -29,6 +29,12 @@ EDUCATOR_ROLES = ("teacher", "staff", "district_admin")
 
 # Educator roles whose schools are read. A district admin belongs to no school.
 _SCHOOL_ROLES = ("teacher", "staff")
+
+# Event types are "<collection>.<action>", such as "users.updated".
+_EVENT_COLLECTIONS = ("schools", "users", "sections")
+_CREATED, _DELETED = "created", "deleted"
+_EVENT_ACTIONS = (_CREATED, "updated", _DELETED)
+_EVENT_TYPE = re.compile(r"^[a-z_]{1,40}\.[a-z_]{1,40}$")
 
 _ENVELOPE_FIX = (
     'Expected a Clever v3.0 list response: {"data": [{"data": {...}, "uri": ...}], '
@@ -45,45 +51,6 @@ class _InvalidField(ValueError):
     """A field of one record has a JSON type that Clever v3.0 does not send."""
 
 
-class _ColumnStore:
-    """Rows kept as one list per column, one row per provider id.
-
-    A record whose provider id is already stored overwrites that row, so the last
-    record wins. A removed row is skipped when the frame is built.
-    """
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-        self.columns: dict[str, list[Any]] = {name: [] for name in names}
-        self._row_of: dict[str, int] = {}
-        self._removed: set[int] = set()
-
-    def put(self, provider_id: str, row: dict[str, Any]) -> None:
-        index = self._row_of.get(provider_id)
-        if index is None:
-            self._row_of[provider_id] = len(self.columns[self.names[0]])
-            for name in self.names:
-                self.columns[name].append(row.get(name))
-            return
-        for name in self.names:
-            self.columns[name][index] = row.get(name)
-        self._removed.discard(index)
-
-    def remove(self, provider_id: str) -> None:
-        index = self._row_of.get(provider_id)
-        if index is not None:
-            self._removed.add(index)
-
-    def frame(self) -> pd.DataFrame:
-        columns = self.columns
-        if self._removed:
-            columns = {
-                name: [v for i, v in enumerate(values) if i not in self._removed]
-                for name, values in columns.items()
-            }
-        return frame_from_columns(columns, self.names)
-
-
 class CleverRosterBuilder:
     """Collect Clever v3.0 list responses, one page at a time, into one Roster.
 
@@ -98,14 +65,17 @@ class CleverRosterBuilder:
 
     def __init__(self, *, from_files: bool = False) -> None:
         self._from_files = from_files
-        self._schools = _ColumnStore(SCHOOL_COLUMNS)
-        self._users = _ColumnStore(USER_COLUMNS)
-        self._sections = _ColumnStore(SECTION_COLUMNS)
-        # Section id to its (user id, role) pairs, which a repeated section replaces.
-        self._members: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._schools = KeyedRows(SCHOOL_COLUMNS)
+        self._users = KeyedRows(USER_COLUMNS)
+        self._sections = KeyedRows(SECTION_COLUMNS)
+        # Enrollments grouped by section, so that a repeated section replaces them.
+        self._enrollments = GroupedRows(ENROLLMENT_COLUMNS)
         self._contact_ids: set[str] = set()
         self._unknown_grade_ids: set[str] = set()
         self._roleless_ids: set[str] = set()
+        self._skipped_events: dict[str, int] = {}
+        # The id and creation time of the last event applied, if any.
+        self.last_event: tuple[str, str | None] | None = None
         self._district_ids: set[str] = set()
 
     # Pages
@@ -137,25 +107,42 @@ class CleverRosterBuilder:
         for index, provider_id, section in self._records(page, where):
             with self._field_errors(where, index, provider_id):
                 self._note_district(section)
-                self._sections.put(provider_id, _section_row(provider_id, section))
-                self._members[provider_id] = _section_members(section)
+                self._put_section(provider_id, section)
+
+    def add_events_page(self, page: dict, where: str) -> None:
+        """Apply the events of one ``/v3.0/events`` response, in their order.
+
+        Each event carries its record's whole new state, so applying an event twice
+        gives the same rows. Events of districts, terms, courses, resources and
+        contacts are counted, not applied, because the portal stores none of them.
+        """
+        for index, event_id, event in self._records(page, where):
+            with self._field_errors(where, index, event_id):
+                self._apply_event(event)
+            self.last_event = (event_id, _text(event.get("created"), "created"))
 
     # Result
 
-    def build(self, source: str) -> Roster:
-        """Build a bulk Roster of every page added so far.
+    def build(self, source: str, *, delta: bool = False) -> Roster:
+        """Build a Roster of every page added so far.
 
-        Raises RosterSourceError when the records name more than one district.
+        With ``delta``, the roster holds only the records that events changed: a
+        bulk pull's missing record has left, but a delta's has not changed. Raises
+        RosterSourceError when the records name more than one district.
         """
         self._check_one_district(source)
-        return Roster(
+        roster = Roster(
             schools=self._schools.frame(),
             users=self._users.frame(),
             sections=self._sections.frame(),
-            enrollments=self._enrollment_frame(),
+            enrollments=self._enrollments.frame(),
             source=source,
             findings=self._findings(),
         )
+        if delta:
+            roster.modes = dict.fromkeys(roster.modes, "delta")
+            roster.full_enrollment_sections = frozenset(self._enrollments.groups())
+        return roster
 
     # Internals
 
@@ -206,6 +193,14 @@ class CleverRosterBuilder:
             self._district_ids.add(district.strip())
 
     def _add_user(self, provider_id: str, user: dict) -> None:
+        row = self._user_row(provider_id, user)
+        if row is None:
+            self._users.remove(provider_id)
+        else:
+            self._users.put(provider_id, row)
+
+    def _user_row(self, provider_id: str, user: dict) -> dict[str, Any] | None:
+        """Return the user's row, or None for a contact or a user without a role."""
         for ids in (self._contact_ids, self._unknown_grade_ids, self._roleless_ids):
             ids.discard(provider_id)
         roles = _mapping(user.get("roles"), "roles")
@@ -217,21 +212,90 @@ class CleverRosterBuilder:
             row, grade_known = _student_row(provider_id, user, student)
             if not grade_known:
                 self._unknown_grade_ids.add(provider_id)
-            self._users.put(provider_id, row)
-            return
+            return row
 
         educator_roles = _educator_roles(roles)
         if educator_roles:
-            self._users.put(
-                provider_id, _educator_row(provider_id, user, educator_roles)
-            )
-            return
+            return _educator_row(provider_id, user, educator_roles)
 
-        self._users.remove(provider_id)
         if _mapping(roles.get("contact"), "roles.contact") is not None:
             self._contact_ids.add(provider_id)
         else:
             self._roleless_ids.add(provider_id)
+        return None
+
+    # Events
+
+    def _apply_event(self, event: dict) -> None:
+        """Apply one event to the rows, as the record's latest state."""
+        event_type = _text(event.get("type"), "type") or ""
+        collection, _, action = event_type.partition(".")
+        if collection not in _EVENT_COLLECTIONS or action not in _EVENT_ACTIONS:
+            # Only a type of Clever's form is quoted in the finding.
+            kind = event_type if _EVENT_TYPE.match(event_type) else "(other types)"
+            self._skipped_events[kind] = self._skipped_events.get(kind, 0) + 1
+            return
+        payload = _mapping(event.get("data"), "data") or {}
+        record = _mapping(payload.get("object"), "data.object")
+        provider_id = _text(record.get("id"), "data.object.id") if record else None
+        if record is None or provider_id is None or not provider_id.strip():
+            raise _InvalidField("data.object has no id, expected the changed record.")
+        provider_id = provider_id.strip()
+        self._note_district(record)
+        if collection == "schools":
+            self._apply_school_event(provider_id, record, action)
+        elif collection == "users":
+            self._apply_user_event(provider_id, record, action)
+        else:
+            self._apply_section_event(provider_id, record, action)
+
+    def _apply_school_event(self, provider_id: str, school: dict, action: str) -> None:
+        row = _school_row(provider_id, school)
+        if action == _DELETED:
+            row["status"] = TO_BE_DELETED
+        self._schools.put(provider_id, row)
+
+    def _apply_user_event(self, provider_id: str, user: dict, action: str) -> None:
+        has_roles = isinstance(user.get("roles"), dict)
+        row = self._user_row(provider_id, user) if has_roles else None
+        if row is None and action == _CREATED:
+            # A new contact or a user without a role was never stored.
+            return
+        if row is None:
+            # A user who lost every supported role, or whose deletion carries no
+            # roles, leaves the portal like a deleted one.
+            row = {"provider_id": provider_id, "school_ids": ()}
+            row["status"] = TO_BE_DELETED
+        elif action == _DELETED:
+            row["status"] = TO_BE_DELETED
+        self._users.put(provider_id, row)
+
+    def _apply_section_event(
+        self, provider_id: str, section: dict, action: str
+    ) -> None:
+        if action != _DELETED:
+            self._put_section(provider_id, section)
+            return
+        row = _section_row(provider_id, section)
+        row["status"] = TO_BE_DELETED
+        self._sections.put(provider_id, row)
+        self._enrollments.remove_group(provider_id)
+
+    def _put_section(self, provider_id: str, section: dict) -> None:
+        self._sections.put(provider_id, _section_row(provider_id, section))
+        members = _section_members(section)
+        self._enrollments.put_group(
+            provider_id,
+            (
+                {
+                    "section_id": provider_id,
+                    "user_id": user_id,
+                    "role": role,
+                    "status": ACTIVE,
+                }
+                for user_id, role in members
+            ),
+        )
 
     def _check_one_district(self, source: str) -> None:
         if len(self._district_ids) <= 1:
@@ -244,18 +308,15 @@ class CleverRosterBuilder:
         fix = "Use the responses of one district token only."
         raise self._error(source, problem, fix)
 
-    def _enrollment_frame(self) -> pd.DataFrame:
-        columns: dict[str, list[str]] = {name: [] for name in ENROLLMENT_COLUMNS}
-        for section_id, members in self._members.items():
-            for user_id, role in members:
-                columns["section_id"].append(section_id)
-                columns["user_id"].append(user_id)
-                columns["role"].append(role)
-                columns["status"].append(ACTIVE)
-        return frame_from_columns(columns, ENROLLMENT_COLUMNS)
-
     def _findings(self) -> list[Finding]:
         findings = []
+        if self._skipped_events:
+            kinds = ", ".join(
+                f"{count} {kind}"
+                for kind, count in sorted(self._skipped_events.items())
+            )
+            message = f"Events the portal does not store were not applied: {kinds}."
+            findings.append(Finding("events", "events_not_applied", "warning", message))
         if self._contact_ids:
             message = f"{len(self._contact_ids)} contacts are not stored"
             findings.append(Finding("users", "contacts_not_stored", "warning", message))

@@ -5,21 +5,26 @@ from __future__ import annotations
 import csv
 import logging
 import operator
-import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import pandas as pd
 
 from rostersync.errors import RosterFileError
-from rostersync.grades import normalize_grade, unknown_grade_finding
+from rostersync.readers.oneroster import (
+    CONTACT,
+    CONTACT_ROLES,
+    Orgs,
+    classify_role,
+    main_role,
+    normalize_status,
+    read_grade,
+)
 from rostersync.roster import (
-    ACTIVE,
     ENROLLMENT_COLUMNS,
     SCHOOL_COLUMNS,
     SECTION_COLUMNS,
@@ -45,31 +50,6 @@ ENTITY_FILES = {
 }
 # OneRoster 1.2 moved users' roles and orgs out of users.csv into roles.csv.
 ROLES_FILE = "roles"
-
-CONTACT_ROLES = frozenset({"parent", "guardian", "relative"})
-EDUCATOR_ROLES = frozenset(
-    {
-        "administrator",
-        "aide",
-        "assistant_principal",
-        "counselor",
-        "district_administrator",
-        "instructor",
-        "librarian",
-        "paraprofessional",
-        "principal",
-        "proctor",
-        "school_administrator",
-        "site_administrator",
-        "specialist",
-        "staff",
-        "substitute",
-        "system_administrator",
-        "teacher",
-    }
-)
-# Internal kind of a parent, guardian or relative, who is counted but never stored.
-CONTACT = "contact"
 
 # Rows gathered in Python lists before they become a frame chunk.
 CHUNK_ROWS = 100_000
@@ -463,58 +443,11 @@ def _report_absent(
 # Orgs
 
 
-@dataclass
-class _Orgs:
-    """Type and parent of every org in orgs.csv, to resolve org ids to schools."""
-
-    types: dict[str, str] = field(default_factory=dict)
-    parents: dict[str, str] = field(default_factory=dict)
-    _resolved: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = field(
-        default_factory=dict
-    )
-
-    def resolve(self, org_id: str) -> str:
-        """Return the school an org id belongs to, or the id unchanged.
-
-        A school is itself. A department resolves to its nearest school ancestor
-        through other departments. Any other org, and a department whose parent is
-        missing from orgs.csv, stays as given so that the data checks can flag it.
-
-        NOTE: a delta orgs.csv lists only changed orgs, so a department whose parent
-        school did not change stays unresolved there.
-        """
-        current = org_id
-        seen: set[str] = set()
-        while self.types.get(current) == "department" and current not in seen:
-            seen.add(current)
-            current = self.parents.get(current, "")
-        if self.types.get(current) == "school":
-            return current
-        return org_id
-
-    def resolve_cell(
-        self, org_ids: str, primary_org_id: str
-    ) -> tuple[str | None, tuple[str, ...]]:
-        """Return the school id and sorted school ids for a user's org cells.
-
-        The school id is the primary org when given, else the first org in the cell.
-        Results are cached per cell because most users share a few org lists.
-        """
-        key = (primary_org_id, org_ids)
-        if key not in self._resolved:
-            ids = [org_id.strip() for org_id in org_ids.split(",") if org_id.strip()]
-            schools = [self.resolve(org_id) for org_id in ids]
-            first = primary_org_id.strip() or (ids[0] if ids else "")
-            school_id = self.resolve(first) if first else None
-            self._resolved[key] = (school_id, tuple(sorted(set(schools))))
-        return self._resolved[key]
-
-
 def _read_orgs(
     files: _SourceFiles, declared: dict[str, str], findings: list[Finding]
-) -> tuple[_Orgs, pd.DataFrame]:
+) -> tuple[Orgs, pd.DataFrame]:
     """Read orgs.csv into the org tree and the frame of its schools."""
-    orgs = _Orgs()
+    orgs = Orgs()
     schools = _FrameBuilder(SCHOOL_COLUMNS)
     member = _declared_member(files, declared, "orgs")
     if member is None:
@@ -537,7 +470,7 @@ def _read_orgs(
                     provider_id=org_id,
                     name=name,
                     sis_id=identifier,
-                    status=_normalize_status(status),
+                    status=normalize_status(status),
                 )
     return orgs, schools.frame()
 
@@ -588,7 +521,7 @@ class _UserRows:
 def _read_users(
     files: _SourceFiles,
     declared: dict[str, str],
-    orgs: _Orgs,
+    orgs: Orgs,
     findings: list[Finding],
 ) -> pd.DataFrame:
     """Read users.csv, taking roles and orgs from roles.csv in OneRoster 1.2 sets."""
@@ -628,10 +561,10 @@ def _read_users(
 
 
 def _add_user(
-    rows: _UserRows, user: _UserRecord, orgs: _Orgs, findings: list[Finding]
+    rows: _UserRows, user: _UserRecord, orgs: Orgs, findings: list[Finding]
 ) -> None:
     """Add one user to the frame, or only count them when they are a contact."""
-    kind, role = _classify_role(user.role)
+    kind, role = classify_role(user.role)
     if kind == CONTACT:
         rows.contacts += 1
         return
@@ -647,68 +580,11 @@ def _add_user(
         email=user.email,
         username=user.username,
         sis_id=user.identifier,
-        grade=_read_grade(user.grades, provider_id, findings),
+        grade=read_grade(user.grades, provider_id, findings),
         school_id=school_id,
         school_ids=school_ids,
-        status=_normalize_status(user.status),
+        status=normalize_status(user.status),
     )
-
-
-@lru_cache(maxsize=1024)
-def _classify_role(value: str) -> tuple[str | None, str | None]:
-    """Return the kind and normalised role of a OneRoster role.
-
-    Known roles become lower snake case (``districtAdministrator`` becomes
-    ``district_administrator``). An unknown role keeps its text and gets no kind, so
-    that the data checks quarantine the user.
-    """
-    text = value.strip()
-    if not text:
-        return None, None
-    role = _snake_case(text)
-    if role == "student":
-        return "student", role
-    if role in CONTACT_ROLES:
-        return CONTACT, role
-    if role in EDUCATOR_ROLES:
-        return "educator", role
-    return None, text
-
-
-def _snake_case(text: str) -> str:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())
-    return re.sub(r"[\s-]+", "_", words).lower()
-
-
-def _read_grade(grades: str, provider_id: str, findings: list[Finding]) -> str | None:
-    """Return the first grade listed in the cell, in the grade vocabulary.
-
-    An unknown grade is kept as given, with a warning naming the user.
-    """
-    first = grades.split(",", 1)[0]
-    grade, known = _normalize_grade(first)
-    if not known:
-        findings.append(unknown_grade_finding(provider_id, "the file"))
-    return grade
-
-
-@lru_cache(maxsize=1024)
-def _normalize_grade(value: str) -> tuple[str | None, bool]:
-    return normalize_grade(value)
-
-
-def _normalize_status(value: str) -> str:
-    """Return "active" for an empty or active status, and any other status as given.
-
-    Statuses outside OneRoster's active and tobedeleted, such as "inactive", are
-    kept so that the data checks can quarantine the record.
-    """
-    status = value.strip()
-    if status.lower() in ("", ACTIVE):
-        return ACTIVE
-    if status.lower() == TO_BE_DELETED:
-        return TO_BE_DELETED
-    return status
 
 
 # OneRoster 1.2 roles
@@ -748,21 +624,7 @@ def _read_roles(
             user_roles.setdefault(user_id.strip(), []).append(
                 (is_primary, role.strip(), org_id.strip())
             )
-    return {user_id: _main_role(rows) for user_id, rows in user_roles.items()}
-
-
-def _main_role(rows: list[tuple[bool, str, str]]) -> tuple[str, str]:
-    """Pick a user's role from their roles.csv rows and join their org ids.
-
-    Any other role wins over parent, guardian and relative, and then a primary role
-    wins over a secondary one. The org ids are those of every role that is not a
-    contact role, with the chosen role's org first so that it becomes the school_id.
-    """
-    educational = [row for row in rows if _snake_case(row[1]) not in CONTACT_ROLES]
-    candidates = educational or rows
-    _, role, role_org_id = next((row for row in candidates if row[0]), candidates[0])
-    org_ids = dict.fromkeys([role_org_id, *(row[2] for row in educational)])
-    return role, ",".join(org_id for org_id in org_ids if org_id)
+    return {user_id: main_role(rows) for user_id, rows in user_roles.items()}
 
 
 # Classes and enrollments
@@ -788,7 +650,7 @@ def _read_classes(
                 school_id=school_id,
                 name=title,
                 sis_id=class_code,
-                status=_normalize_status(status),
+                status=normalize_status(status),
             )
     return sections.frame()
 
@@ -817,7 +679,7 @@ def _read_enrollments(
                 section_id=section_id,
                 user_id=user_id,
                 role=role,
-                status=_normalize_status(status),
+                status=normalize_status(status),
             )
 
     if contacts:

@@ -3,7 +3,9 @@
 RostersyncError
 ├── ConfigurationError     a district, integration or option is missing or invalid
 ├── RosterSourceError      a roster source cannot be read or trusted
-│   └── RosterFileError    one file of the source, with its line number
+│   ├── RosterFileError    one file of the source, with its line number
+│   └── ProviderError      a provider's API failed or sent an untrustworthy response
+│       └── ProviderAuthError   the provider rejected the credentials
 ├── BlockingCheckError     a blocking data check failed, so nothing was written
 ├── StaleStoreError        the store changed after a plan was made
 ├── StoreError             the store rejected a statement or cannot be reached
@@ -48,6 +50,33 @@ class RosterFileError(RosterSourceError):
         self.fix = fix
         where = f"{self.path}, line {line}" if line is not None else self.path
         super().__init__(f"{where}: {problem} {fix}")
+
+
+class ProviderError(RosterSourceError):
+    """A provider's API failed, or sent a response the pull cannot trust.
+
+    The client has already retried what may succeed on a second try, so the error
+    is not transient: another try of the whole pull would repeat the same requests.
+    The message names the request by method and path, never a credential.
+    ``status`` is the HTTP status that ended the request, when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self):
+        return (_rebuild_provider_error, (type(self), str(self), self.status))
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected the credentials (HTTP 401 or 403)."""
+
+
+def _rebuild_provider_error(
+    kind: type[ProviderError], message: str, status: int | None
+) -> ProviderError:
+    return kind(message, status=status)
 
 
 class BlockingCheckError(RostersyncError):

@@ -25,6 +25,63 @@ class Settings(BaseSettings):
         default=Path("rostersync-demo"),
         description="Folder where `rostersync demo` writes its generated district.",
     )
+    http_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a provider request may take to connect or to read.",
+    )
+    http_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description=(
+            "Tries of one provider request that fails with 500, 502, 503, a network "
+            "error or an untrustworthy body, before the pull fails."
+        ),
+    )
+    http_backoff_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Base of the exponential backoff between tries, in seconds; each wait is "
+            "drawn at random up to base * 2**(try - 1)."
+        ),
+    )
+    http_backoff_max_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest wait between two tries of a provider request, in seconds.",
+    )
+    rate_limit_max_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Longest wait for a provider's rate-limit reset after a 429 response; "
+            "a later reset fails the pull."
+        ),
+    )
+    clever_page_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000,
+        description="Records per Clever API page; Clever allows at most 10,000.",
+    )
+    clever_requests_per_minute: int = Field(
+        default=1_200,
+        ge=1,
+        description="Requests per minute per Clever token; Clever allows 1,200.",
+    )
+    oneroster_page_size: int = Field(
+        default=1_000,
+        ge=1,
+        le=10_000,
+        description="Records per OneRoster REST page (the limit parameter).",
+    )
+    oneroster_requests_per_minute: int = Field(
+        default=1_200,
+        ge=1,
+        description="Requests per minute per OneRoster client id.",
+    )
     alert_urls: str = Field(
         default="",
         description="Comma-separated Apprise URLs that receive operator alerts.",

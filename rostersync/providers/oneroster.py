@@ -1,0 +1,330 @@
+"""Pull a district's roster from a OneRoster 1.1 REST API, as ClassLink serves it.
+
+Collections are paged with ``limit`` and ``offset`` until a short page. When the
+provider sends ``X-Total-Count``, the distinct records pulled must match it; a
+collection that changed while it was paged is read once more, and fails the pull
+if it still does not match. Requests are signed with OAuth 1.0a HMAC-SHA256 or
+carry an OAuth 2 client-credentials token.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from rostersync.errors import ProviderAuthError, ProviderError
+from rostersync.providers import oauth1
+from rostersync.providers.http import ProviderHttp, provider_message
+from rostersync.readers.oneroster_rest import OneRosterRestBuilder
+from rostersync.roster import CursorUpdate, Roster
+
+logger = logging.getLogger(__name__)
+
+BASE_PATH = "/ims/oneroster/v1p1"
+# Orgs are always pulled whole, because users' schools resolve through the org
+# tree; academic sessions are few.
+FULL_COLLECTIONS = ("orgs", "academicSessions")
+DELTA_COLLECTIONS = ("users", "classes", "enrollments")
+# A delta requests records changed since the previous pull began, less this
+# margin, which covers a difference between the provider's clock and ours.
+# Reading a changed record twice changes nothing.
+DELTA_OVERLAP = timedelta(hours=1)
+MAX_DELTA_AGE = timedelta(days=30)
+MAX_PAGES = 100_000
+# An access token this close to its expiry is renewed before the request.
+TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
+
+
+class OAuth1Signer(httpx.Auth):
+    """Sign each request with two-legged OAuth 1.0a HMAC-SHA256 (ClassLink)."""
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    def __repr__(self) -> str:
+        return "OAuth1Signer()"
+
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = oauth1.authorization_header(
+            request.method,
+            str(request.url),
+            request.url.params.multi_items(),
+            consumer_key=self._client_id,
+            consumer_secret=self._client_secret,
+        )
+        yield request
+
+
+class TokenEndpointError(httpx.TransportError):
+    """The token endpoint returned 5xx or 429, so a later try may succeed."""
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """Send an OAuth 2 client-credentials token, renewed once when a request gets 401.
+
+    The token is requested with HTTP Basic authentication of the client id and
+    secret, and kept in memory only.
+    """
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = None,
+        clock=time.time,
+    ) -> None:
+        self._token_url = token_url
+        self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        self._scope = scope
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"OAuth2ClientCredentials(token_url={self._token_url!r})"
+
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._token is None or self._clock() >= self._expires_at:
+            token_response = yield self._token_request()
+            self._store(token_response)
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        # The token may have expired or been revoked early: one new token, one try.
+        token_response = yield self._token_request()
+        self._store(token_response)
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def _token_request(self) -> httpx.Request:
+        form = {"grant_type": "client_credentials"}
+        if self._scope:
+            form["scope"] = self._scope
+        return httpx.Request(
+            "POST",
+            self._token_url,
+            data=form,
+            headers={
+                "Authorization": f"Basic {self._basic}",
+                "Accept": "application/json",
+            },
+        )
+
+    def _store(self, response: httpx.Response) -> None:
+        where = f"POST {httpx.URL(self._token_url).path}"
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise TokenEndpointError(
+                f"The token endpoint returned HTTP {status}.", request=response.request
+            )
+        if status in (400, 401, 403):
+            raise ProviderAuthError(
+                f"The OAuth 2 token endpoint rejected the client id and secret "
+                f"({where}, HTTP {status}{provider_message(response)}). Ask the "
+                "district for new ClassLink credentials, update the environment "
+                "variables or Prefect Secret blocks the integration names, and run "
+                "the sync again.",
+                status=status,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if status != 200 or not isinstance(token, str) or not token:
+            raise ProviderError(
+                f"The OAuth 2 token endpoint ({where}) returned HTTP {status} without "
+                "an access_token; check the integration's --token-url.",
+                status=status,
+            )
+        lifetime = body.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, int | float) else 3600.0
+        self._token = token
+        self._expires_at = self._clock() + max(
+            0.0, seconds - TOKEN_RENEWAL_MARGIN_SECONDS
+        )
+
+
+@dataclass(frozen=True)
+class StoredTimestamp:
+    """The ``dateLastModified`` bound the store kept after the last applied pull."""
+
+    value: str | None
+    taken_at: datetime | None
+
+
+class OneRosterClient:
+    """Page through OneRoster 1.1 REST collections with a ``ProviderHttp`` session."""
+
+    def __init__(self, http: ProviderHttp, *, page_size: int, base_path: str) -> None:
+        self.http = http
+        self.page_size = page_size
+        self.base_path = base_path
+
+    def pages(
+        self, collection: str, filter_expression: str | None = None
+    ) -> Iterator[tuple[dict, str, int | None]]:
+        """Yield each page of ``collection``, the request, and its X-Total-Count."""
+        path = f"{self.base_path}/{collection}"
+        offset = 0
+        for _ in range(MAX_PAGES):
+            params = [("limit", str(self.page_size)), ("offset", str(offset))]
+            if filter_expression:
+                params.append(("filter", filter_expression))
+            body, response = self.http.get_json(
+                path, params, envelope=collection, collection=collection
+            )
+            total = _total_count(response, collection)
+            query = "&".join(f"{name}={value}" for name, value in params)
+            yield body, f"GET {path}?{query}", total
+            received = len(body[collection])
+            offset += received
+            if received < self.page_size or (total is not None and offset >= total):
+                return
+        raise ProviderError(
+            f"The OneRoster API's {collection} did not end within {MAX_PAGES:,} "
+            "pages; the pull stopped and nothing was written."
+        )
+
+
+def pull_oneroster(
+    client: OneRosterClient,
+    *,
+    source: str,
+    cursor: StoredTimestamp,
+    incremental: bool,
+    full_pull: bool,
+    now: datetime | None = None,
+) -> Roster:
+    """Pull the district's roster, as a delta from ``cursor`` when allowed.
+
+    In a delta, users, classes and enrollments are those changed since the cursor,
+    and a missing record has not changed; ``tobedeleted`` archives in both kinds.
+    """
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    reason = _full_pull_reason(cursor, full_pull, now) if incremental else None
+    delta = incremental and reason is None
+    changed_since = (
+        f"dateLastModified>'{cursor.value}'" if delta and cursor.value else None
+    )
+
+    builder = OneRosterRestBuilder()
+    for collection in (*FULL_COLLECTIONS, *DELTA_COLLECTIONS):
+        expression = changed_since if collection in DELTA_COLLECTIONS else None
+        _pull_collection(client, builder, collection, expression)
+
+    modes = (
+        dict.fromkeys(("users", "sections", "enrollments"), "delta") if delta else None
+    )
+    roster = builder.build(source, modes)  # type: ignore[arg-type]
+    roster.pull = client.http.stats
+    roster.pull.mode = "incremental" if delta else "full"
+    roster.pull.reason = reason
+    if incremental:
+        roster.cursor = CursorUpdate(_timestamp(now - DELTA_OVERLAP), now)
+    _log_pull(source, roster, started)
+    return roster
+
+
+def _full_pull_reason(
+    cursor: StoredTimestamp, full_pull: bool, now: datetime
+) -> str | None:
+    if full_pull:
+        return "a full pull was requested"
+    if cursor.value is None:
+        return "no delta cursor is stored yet"
+    if cursor.taken_at is not None and now - cursor.taken_at > MAX_DELTA_AGE:
+        return (
+            f"the stored delta cursor dates from {cursor.taken_at:%Y-%m-%d}, more "
+            "than 30 days ago"
+        )
+    return None
+
+
+def _pull_collection(
+    client: OneRosterClient,
+    builder: OneRosterRestBuilder,
+    collection: str,
+    filter_expression: str | None,
+) -> None:
+    """Pull one collection; read it again once if it does not match X-Total-Count."""
+    for attempt in (1, 2):
+        total = None
+        for body, where, page_total in client.pages(collection, filter_expression):
+            builder.add_page(collection, body, where)
+            total = page_total if page_total is not None else total
+        if total is None:
+            return
+        distinct = builder.distinct_records(collection)
+        if distinct == total:
+            return
+        if attempt == 1:
+            logger.info(
+                "oneroster %s: %d distinct records but X-Total-Count %d; records "
+                "changed while paging, so the collection is read again",
+                collection,
+                distinct,
+                total,
+            )
+            builder.restart(collection)
+    raise ProviderError(
+        f"The OneRoster API reported {total} {collection} in X-Total-Count, but its "
+        f"pages held {distinct} distinct records, twice in a row. Records were "
+        "missed or changed while paging, so the pull is incomplete and nothing was "
+        "written; run the sync again when the district's data is stable."
+    )
+
+
+def _total_count(response: httpx.Response, collection: str) -> int | None:
+    value = response.headers.get("x-total-count")
+    if value is None:
+        return None
+    try:
+        total = int(value)
+    except ValueError:
+        total = -1
+    if total < 0:
+        raise ProviderError(
+            f"The OneRoster API sent X-Total-Count {value[:20]!r} for {collection}, "
+            "which is not a count; nothing was written."
+        )
+    return total
+
+
+def _timestamp(moment: datetime) -> str:
+    """Format a time as OneRoster's dateLastModified: UTC with milliseconds."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _log_pull(source: str, roster: Roster, started: float) -> None:
+    pull = roster.pull
+    logger.info(
+        "oneroster %s: %s pull, %d requests, %d pages, %s records, %d retries, "
+        "%d rate-limited, %.1f s",
+        source,
+        pull.mode,
+        pull.requests,
+        sum(pull.pages.values()),
+        ", ".join(f"{count} {name}" for name, count in pull.records.items()) or "no",
+        pull.retries,
+        pull.rate_limited,
+        time.perf_counter() - started,
+    )

@@ -30,6 +30,9 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$"
 # before validation, so that one expectation checks each of them.
 SCHOOLS_ARE_SHARED = "schools_are_shared"
 STUDENT_HAS_SCHOOL = "student_has_school"
+# The user's role is a student or educator role, or the record is a removal, which
+# needs no role (a Clever deletion event may carry no roles).
+KIND_IS_KNOWN = "kind_is_known"
 
 # Suite parameter: 1 when a bulk pull must contain users, otherwise 0.
 MIN_USER_ROWS = "min_user_rows"
@@ -78,8 +81,9 @@ def record_expectations() -> list[Expectation]:
 
     return [
         text_is_storable("User"),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="kind",
+        gxe.ExpectColumnValuesToBeInSet(
+            column=KIND_IS_KNOWN,
+            value_set=[True],
             **check_fields(
                 "role_is_known",
                 QUARANTINE,

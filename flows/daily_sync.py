@@ -13,7 +13,7 @@ from prefect.states import Completed, Failed, State
 from rostersync.errors import BlockingCheckError, RostersyncError
 from rostersync.report import total_findings
 from rostersync.results import SyncResult, empty_counts
-from rostersync.roster import Finding
+from rostersync.roster import Finding, cursor_to_store
 from rostersync.store.districts import IntegrationConfig
 from rostersync.store.runs import MAX_FINDINGS_ON_RUN
 from tasks.extract import extract_roster
@@ -33,8 +33,14 @@ from tasks.validate import validate_roster
 @flow(
     name="daily-sync", log_prints=False, validate_parameters=True, persist_result=False
 )
-def daily_sync(district_id: str, dry_run: bool = False) -> State:
-    """Sync one district's roster into the store; return its SyncResult as state."""
+def daily_sync(
+    district_id: str, dry_run: bool = False, full_pull: bool = False
+) -> State:
+    """Sync one district's roster into the store; return its SyncResult as state.
+
+    ``full_pull`` reads everything from a provider even when the integration could
+    pull only the changes since the last sync.
+    """
     result = SyncResult(
         district_id=district_id,
         status="failed",
@@ -47,7 +53,7 @@ def daily_sync(district_id: str, dry_run: bool = False) -> State:
         result.run_id = start_sync_run(
             district_id, "daily-sync", result.flow_run_id, dry_run
         )
-        _run_steps(result, integration, findings)
+        _run_steps(result, integration, findings, full_pull)
     except RostersyncError as exc:
         _fail(result, findings, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
@@ -73,13 +79,17 @@ def daily_sync(district_id: str, dry_run: bool = False) -> State:
 
 
 def _run_steps(
-    result: SyncResult, integration: IntegrationConfig, findings: list[Finding]
+    result: SyncResult,
+    integration: IntegrationConfig,
+    findings: list[Finding],
+    full_pull: bool,
 ) -> None:
     timings = result.timings
     district_id = result.district_id
 
     with _timed(timings, "extract"):
-        roster = extract_roster(integration)
+        roster = extract_roster(integration, full_pull)
+        result.pull = roster.pull.as_dict()
         store = read_store_snapshot(district_id)
     with _timed(timings, "validate"):
         report = validate_roster(roster, integration, store)
@@ -117,7 +127,8 @@ def _run_steps(
         else:
             result.status = "completed"
             _close(result, findings)
-            apply_changes(plan, result, findings)
+            cursor = cursor_to_store(roster, report.quarantined_count)
+            apply_changes(plan, result, findings, cursor)
     get_run_logger().info("district %s: %s", district_id, result.status)
 
 

@@ -117,19 +117,29 @@ def check_roster(
     shared_school_ids: set[str] | None = None,
     known_section_ids: Set[str] = frozenset(),
     known_user_ids: Set[str] = frozenset(),
+    known_school_ids: Set[str] = frozenset(),
     store_active: Mapping[str, int] | None = None,
 ) -> CheckReport:
     """Validate a pull and return its findings, quarantined ids and clean roster.
 
     ``shared_school_ids`` are the provider school ids that the sharing rules cover,
-    and None means every school in the pull. ``known_section_ids`` and
+    and None means every school in the pull, plus in a delta of schools the
+    ``known_school_ids`` that the store has active. ``known_section_ids`` and
     ``known_user_ids`` are ids the store already has, which enrollments of a delta
     pull may reference. ``store_active`` counts the store's active schools, sections
     and enrollments, so that an empty bulk file of a non-empty entity blocks the run.
     """
     store_active = {"users": store_active_users, **(store_active or {})}
     pulled_school_ids = _ids(roster.schools["provider_id"])
-    shared = pulled_school_ids if shared_school_ids is None else list(shared_school_ids)
+    if shared_school_ids is not None:
+        shared = list(shared_school_ids)
+    elif roster.modes.get("schools") == "delta":
+        # A delta carries only changed schools, and the others are still shared.
+        removed = roster.schools["status"] == TO_BE_DELETED
+        kept = _ids(roster.schools.loc[~_flag(removed), "provider_id"])
+        shared = list((set(known_school_ids) - set(pulled_school_ids)) | set(kept))
+    else:
+        shared = pulled_school_ids
 
     # Schools and users depend on no other frame's result.
     school_failures = _validate(
@@ -204,9 +214,13 @@ def check_roster(
         }
         findings.extend(_findings(entity, entity_failures, frame, context))
     for entity in ("users", "enrollments"):
-        findings.extend(
-            _mass_quarantine(entity, getattr(roster, entity), quarantined[entity])
-        )
+        frame = getattr(roster, entity)
+        total = len(frame)
+        if roster.modes.get(entity, "bulk") == "delta":
+            # A delta can be a handful of records, so its share is taken of the
+            # store's active records when they are more.
+            total = max(total, store_active.get(entity, 0))
+        findings.extend(_mass_quarantine(entity, total, quarantined[entity]))
 
     report = CheckReport(
         findings=findings,
@@ -250,16 +264,13 @@ def _ids_fit(ids: tuple[str, ...] | None, limit: int) -> bool:
     return all(len(item) <= limit and "\x00" not in item for item in ids or ())
 
 
-def _mass_quarantine(
-    entity: str, frame: pd.DataFrame, quarantined: set
-) -> list[Finding]:
+def _mass_quarantine(entity: str, total: int, quarantined: set) -> list[Finding]:
     """Block a pull in which most records of ``entity`` failed record-level checks.
 
     Quarantined records are never archived, but a pull that fails this widely
     (columns swapped, the wrong org or class file) is broken as a whole, and its
     other changes, such as archived schools or sections, must not be applied either.
     """
-    total = len(frame)
     if total == 0 or len(quarantined) / total <= MAX_QUARANTINED_SHARE:
         return []
     message = (
@@ -293,6 +304,7 @@ def _user_columns(users: pd.DataFrame, shared: list[str]) -> dict[str, np.ndarra
     return {
         user_expectations.SCHOOLS_ARE_SHARED: schools_are_shared,
         user_expectations.STUDENT_HAS_SCHOOL: student_has_school,
+        user_expectations.KIND_IS_KNOWN: kind_is_known | removal,
     }
 
 

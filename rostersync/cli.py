@@ -51,13 +51,15 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--provider",
         required=True,
-        choices=["oneroster-csv", "clever"],
-        help="how the district shares its roster",
+        choices=["clever", "oneroster-rest", "oneroster-csv"],
+        help="how the district shares its roster: the Clever API v3.0, ClassLink's "
+        "OneRoster 1.1 REST API, or OneRoster CSV files",
     )
     add.add_argument(
         "--source",
         required=True,
-        help="OneRoster CSV folder or zip, or folder of Clever API v3 JSON files",
+        help="the API's base URL (such as https://api.clever.com), or a folder or "
+        "zip of the district's files",
     )
     add.add_argument(
         "--timezone",
@@ -72,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="users one run may archive before it is held "
         "(default: 5%% of active users, at least 10, at most 500)",
     )
+    _add_access_arguments(add)
     add.set_defaults(handler=_district_add)
     change = district_commands.add_parser(
         "update", help="change a district's removal threshold or source"
@@ -82,7 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         help="users one run may archive before it is held; 0 holds every removal",
     )
-    change.add_argument("--source", help="new roster folder or zip")
+    change.add_argument("--source", help="new API base URL, or roster folder or zip")
+    _add_access_arguments(change)
     change.add_argument(
         "--by", default="cli", help="who makes the change, kept in the audit log"
     )
@@ -101,17 +105,134 @@ def _build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--dry-run", action="store_true", help="plan and report, write no change"
     )
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="pull everything, even when the integration pulls only changes",
+    )
     sync.set_defaults(handler=_sync)
 
     demo = commands.add_parser(
-        "demo", help="generate a demo district, register it and sync it twice"
+        "demo",
+        help="generate a demo district, serve it with the Clever emulator, and sync "
+        "it twice over HTTP",
     )
     demo.add_argument(
-        "--students", type=int, default=1000, help="students in the demo district"
+        "--students", type=_positive, default=1000, help="students in the demo district"
     )
     demo.add_argument("--json", action="store_true", help="print JSON summaries")
     demo.set_defaults(handler=_demo)
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a synthetic district as Clever or OneRoster files, for the "
+        "emulators and benchmarks",
+    )
+    generate.add_argument("folder", type=Path, help="folder to write the files into")
+    generate.add_argument(
+        "--format",
+        choices=["clever", "oneroster-rest", "oneroster-csv"],
+        default="clever",
+        help="Clever API v3.0 responses, OneRoster 1.1 REST responses or a "
+        "OneRoster CSV set (default: clever)",
+    )
+    generate.add_argument("--students", type=_positive, default=1000)
+    generate.add_argument("--schools", type=_positive, default=3)
+    generate.add_argument("--district", default="demo", help="district id prefix")
+    generate.add_argument("--seed", type=int, default=2026)
+    generate.set_defaults(handler=_generate)
+
+    from rostersync.emulators.command import add_emulate_command
+
+    add_emulate_command(commands)
     return parser
+
+
+def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that say how to reach a provider's API."""
+    access = parser.add_argument_group(
+        "API access",
+        "Credentials are named, never given: each comes from an environment "
+        "variable (--...-env) or a Prefect Secret block (--...-block) that the "
+        "process running the sync can read.",
+    )
+    for name, used_by in (
+        ("token", "Clever district token"),
+        ("client-id", "ClassLink OneRoster client id"),
+        ("client-secret", "ClassLink OneRoster client secret"),
+    ):
+        access.add_argument(
+            f"--{name}-env",
+            metavar="VAR",
+            help=f"environment variable of the {used_by}",
+        )
+        access.add_argument(
+            f"--{name}-block",
+            metavar="NAME",
+            help=f"Prefect Secret block of the {used_by}",
+        )
+    access.add_argument(
+        "--auth",
+        choices=["oauth1", "oauth2"],
+        help="how a OneRoster REST pull authenticates (default: oauth1, request "
+        "signing; oauth2 needs --token-url)",
+    )
+    access.add_argument("--token-url", help="OAuth 2 token endpoint of OneRoster REST")
+    access.add_argument(
+        "--incremental",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pull only the changes since the last applied sync (Clever's Events "
+        "API, OneRoster's dateLastModified); default: on for a Clever API source, "
+        "off otherwise",
+    )
+
+
+def _credentials_from(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    from rostersync.errors import ConfigurationError
+    from rostersync.providers.credentials import credential_ref
+
+    references = {}
+    for name in ("token", "client_id", "client_secret"):
+        env = getattr(args, f"{name}_env")
+        block = getattr(args, f"{name}_block")
+        option = name.replace("_", "-")
+        if env and block:
+            raise ConfigurationError(
+                f"Pass --{option}-env or --{option}-block, not both."
+            )
+        if env or block:
+            references[name] = credential_ref(env=env, block=block)
+    return references
+
+
+def _warn_unset_variables(references: dict[str, dict[str, str]]) -> None:
+    import os
+
+    for name, reference in references.items():
+        variable = reference.get("env")
+        if variable and not os.environ.get(variable):
+            print(
+                f"warning: {variable} ({name.replace('_', ' ')}) is not set in this "
+                "shell; set it wherever the sync runs.",
+                file=sys.stderr,
+            )
+
+
+def _source_argument(source: str | None) -> str | None:
+    if source is None or source.startswith(("http://", "https://")):
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
 
 
 def _date(text: str) -> date:
@@ -127,9 +248,8 @@ def _district_add(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.districts import add_district
 
-    source = args.source
-    if not source.startswith(("http://", "https://")):
-        source = str(Path(source).expanduser().resolve())
+    source = _source_argument(args.source) or args.source
+    references = _credentials_from(args)
     add_district(
         get_engine(),
         args.district_id,
@@ -140,7 +260,12 @@ def _district_add(args: argparse.Namespace) -> int:
         contract_start=args.contract_start,
         contract_end=args.contract_end,
         removal_threshold=args.removal_threshold,
+        credentials_ref=references,
+        auth=args.auth,
+        token_url=args.token_url,
+        incremental=args.incremental,
     )
+    _warn_unset_variables(references)
     print(f"district {args.district_id} registered ({args.provider}, {source})")
     return 0
 
@@ -149,21 +274,25 @@ def _district_update(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.districts import update_district
 
-    source = args.source
-    if source and not source.startswith(("http://", "https://")):
-        source = str(Path(source).expanduser().resolve())
+    references = _credentials_from(args)
     values = update_district(
         get_engine(),
         args.district_id,
         changed_by=args.by,
         removal_threshold=args.removal_threshold,
-        source=source,
+        source=_source_argument(args.source),
+        credentials_ref=references,
+        auth=args.auth,
+        token_url=args.token_url,
+        incremental=args.incremental,
     )
+    _warn_unset_variables(references)
     threshold = values["removal_threshold"]
     shown = "default" if threshold is None else threshold
+    pulls = "incremental" if values["incremental"] else "full"
     print(
         f"district {args.district_id}: removal threshold {shown}, "
-        f"source {values['source']}"
+        f"source {values['source']}, {pulls} pulls"
     )
     return 0
 
@@ -182,11 +311,18 @@ def _district_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_sync(district_id: str, dry_run: bool = False) -> SyncResult:
+def run_sync(
+    district_id: str, dry_run: bool = False, full_pull: bool = False
+) -> SyncResult:
     """Run the daily-sync flow once and return its result, whatever its status."""
     from flows.daily_sync import daily_sync
 
-    state = daily_sync(district_id=district_id, dry_run=dry_run, return_state=True)
+    state = daily_sync(
+        district_id=district_id,
+        dry_run=dry_run,
+        full_pull=full_pull,
+        return_state=True,
+    )
     outcome: Any = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncResult):
         return outcome
@@ -210,7 +346,7 @@ def _sync(args: argparse.Namespace) -> int:
     # An unknown district or an unusable store is a settings error (exit 2), found
     # before a flow run starts.
     load_integration(get_engine(), args.district_id)
-    result = run_sync(args.district_id, dry_run=args.dry_run)
+    result = run_sync(args.district_id, dry_run=args.dry_run, full_pull=args.full)
     _print_result(result, as_json=args.json)
     return EXIT_CODES[result.status]
 
@@ -219,41 +355,95 @@ def _print_result(result: SyncResult, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.summary()))
         return
+    from rostersync.report import describe_pull
+
     print(f"district {result.district_id}: {result.status}")
     if result.reason:
         print(f"  reason: {result.reason}")
+    if result.pull:
+        print(f"  {describe_pull(result.pull)}")
     for entity, counts in result.counts.items():
         figures = ", ".join(f"{name} {number}" for name, number in counts.items())
         print(f"  {entity}: {figures}")
     print(f"  quarantined: {result.quarantined}")
 
 
+DEMO_DISTRICT = "demo"
+DEMO_TOKEN_VARIABLE = "ROSTERSYNC_DEMO_CLEVER_TOKEN"
+
+
 def _demo(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+
     from rostersync.demo import DemoSize, write_demo_district
+    from rostersync.emulators.clever import CleverEmulator
     from rostersync.settings import get_settings
-    from rostersync.store.database import get_engine
-    from rostersync.store.districts import add_district, list_districts
 
     folder = get_settings().demo_dir.resolve()
-    write_demo_district(folder, DemoSize(students=args.students))
+    write_demo_district(folder, DemoSize(students=args.students), format="clever")
+    # A fresh token for each demo, which only this process and its emulator know.
+    token = secrets.token_urlsafe(24)
+    os.environ[DEMO_TOKEN_VARIABLE] = token
+    with CleverEmulator([folder], token=token) as emulator:
+        _register_demo(emulator.base_url)
+        print(f"demo district written to {folder}")
+        print(f"Clever emulator serving it at {emulator.base_url}")
+        status = 0
+        for attempt in ("first", "second"):
+            result = run_sync(DEMO_DISTRICT)
+            if not args.json:
+                print(f"{attempt} sync:")
+            _print_result(result, as_json=args.json)
+            status = status or EXIT_CODES[result.status]
+    return status
+
+
+def _register_demo(url: str) -> None:
+    """Register the demo district on the emulator's URL, or point it there."""
+    from rostersync.errors import ConfigurationError
+    from rostersync.providers.credentials import credential_ref
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import add_district, list_districts, update_district
+
     engine = get_engine()
-    if not any(row["district_id"] == "demo" for row in list_districts(engine)):
+    token = {"token": credential_ref(env=DEMO_TOKEN_VARIABLE)}
+    existing = [r for r in list_districts(engine) if r["district_id"] == DEMO_DISTRICT]
+    if not existing:
         add_district(
             engine,
-            "demo",
+            DEMO_DISTRICT,
             name="Demo District",
-            provider="oneroster-csv",
-            source=str(folder),
+            provider="clever",
+            source=url,
+            credentials_ref=token,
         )
-    print(f"demo district written to {folder}")
-    status = 0
-    for attempt in ("first", "second"):
-        result = run_sync("demo")
-        if not args.json:
-            print(f"{attempt} sync:")
-        _print_result(result, as_json=args.json)
-        status = status or EXIT_CODES[result.status]
-    return status
+        return
+    if existing[0]["provider"] != "clever":
+        raise ConfigurationError(
+            f"The store already has a district 'demo' of provider "
+            f"{existing[0]['provider']}, from an earlier version of the demo. Delete "
+            "rostersync.db (and rostersync.db-wal), or set ROSTERSYNC_DATABASE_URL "
+            "to another store, and run the demo again."
+        )
+    # Each demo serves on a new port.
+    update_district(
+        engine, DEMO_DISTRICT, changed_by="demo", source=url, credentials_ref=token
+    )
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rostersync.demo import DemoSize, write_demo_district
+
+    folder = write_demo_district(
+        args.folder.expanduser().resolve(),
+        DemoSize(students=args.students, schools=args.schools),
+        seed=args.seed,
+        district=args.district,
+        format=args.format,
+    )
+    print(f"{args.format} district of {args.students} students written to {folder}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def plan_changes(
         roster,
         store,
         quarantined.get("enrollments", set()),
+        quarantined_sections=quarantined.get("sections", set()),
         archived_users=users.loc[users["action"] == ARCHIVE, "provider_id"],
         archived_sections=sections.loc[sections["action"] == ARCHIVE, "provider_id"],
     )
@@ -362,13 +363,17 @@ def _plan_enrollments(
     roster: Roster,
     store: StoreSnapshot,
     protected: set,
+    *,
+    quarantined_sections: set,
     archived_users: pd.Series,
     archived_sections: pd.Series,
 ) -> tuple[pd.DataFrame, int]:
     """Plan enrollments keyed by section, user and role.
 
     An enrollment of a user or section that this plan archives is archived too, even
-    when the pull still lists it.
+    when the pull still lists it. In a delta, a section of
+    ``roster.full_enrollment_sections`` that passed its checks loses the stored
+    enrollments the pull does not list.
     """
     key = list(ENROLLMENT_KEY)
     incoming = roster.enrollments.drop_duplicates(key, keep="last")
@@ -389,6 +394,11 @@ def _plan_enrollments(
     gone = active_keys.isin(_keys(leaving, key))
     if roster.modes["enrollments"] == "bulk":
         gone |= ~active_keys.isin(_keys(present, key))
+    else:
+        listed = roster.full_enrollment_sections - set(quarantined_sections)
+        if listed:
+            in_listed = active["section_id"].isin(listed).to_numpy(dtype=bool)
+            gone |= in_listed & ~active_keys.isin(_keys(present, key))
     if protected:
         # A user with a quarantined enrollment keeps every stored enrollment until
         # the provider's data is fixed, since the bad row may be their only copy.

@@ -19,6 +19,8 @@ def render_markdown(result: SyncResult) -> str:
         lines += ["Dry run: nothing was written.", ""]
     if result.reason:
         lines += [f"**Reason:** {result.reason}", ""]
+    if result.pull:
+        lines += [describe_pull(result.pull), ""]
     if result.counts:
         lines += ["| entity | " + " | ".join(ACTIONS) + " |"]
         lines += ["|---" * (len(ACTIONS) + 1) + "|"]
@@ -39,6 +41,20 @@ def render_markdown(result: SyncResult) -> str:
         lines.append("")
     lines += _findings_section(result)
     return "\n".join(lines)
+
+
+def describe_pull(pull: dict) -> str:
+    """Return one sentence on how the roster was pulled, from ``PullInfo`` figures."""
+    text = f"Pull: {pull.get('mode', 'full')}"
+    if pull.get("reason"):
+        text += f" ({pull['reason']})"
+    if pull.get("requests"):
+        text += (
+            f", {pull['requests']} requests, {pull.get('retries', 0)} retries, "
+            f"{pull.get('rate_limited', 0)} rate-limited, "
+            f"{pull.get('waited_seconds', 0):.1f} s waited"
+        )
+    return text + "."
 
 
 def _findings_section(result: SyncResult) -> list[str]:

@@ -42,6 +42,8 @@ class SyncResult(BaseModel):
     finding_totals: list[dict[str, Any]] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     guard: dict[str, Any] = Field(default_factory=dict)
+    # How the roster was pulled (rostersync.roster.PullInfo), in counts only.
+    pull: dict[str, Any] = Field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Return the public JSON shape of the result."""
@@ -51,5 +53,6 @@ class SyncResult(BaseModel):
             "reason": self.reason,
             "counts": self.counts,
             "quarantined": self.quarantined,
+            "pull": self.pull,
             "flow_run_id": self.flow_run_id,
         }

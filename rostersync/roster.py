@@ -8,8 +8,9 @@ as empty strings, so that two pulls of the same data compare equal.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -39,6 +40,7 @@ TO_BE_DELETED = "tobedeleted"
 
 Mode = Literal["bulk", "delta"]
 Level = Literal["blocking", "quarantine", "warning"]
+PullMode = Literal["full", "incremental"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,43 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class CursorUpdate:
+    """The provider cursor to store when the pull is applied; a None value clears it.
+
+    ``value`` is a Clever event id or a OneRoster ``dateLastModified`` timestamp.
+    ``taken_at`` is when the cursor's event happened or its timestamp was taken,
+    which decides whether the provider still accepts it.
+    """
+
+    value: str | None
+    taken_at: datetime | None = None
+
+
+@dataclass
+class PullInfo:
+    """How a pull from a provider went, in counts only.
+
+    ``reason`` says why a pull is full when an incremental one was possible.
+    ``pages`` and ``records`` count per collection what the provider sent,
+    repeats included.
+    """
+
+    mode: PullMode = "full"
+    reason: str | None = None
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    waited_seconds: float = 0.0
+    pages: dict[str, int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = asdict(self)
+        summary["waited_seconds"] = round(self.waited_seconds, 3)
+        return summary
+
+
 @dataclass
 class Roster:
     """One pull of a district's shared roster, as four frames of text columns.
@@ -69,7 +108,10 @@ class Roster:
     every other cell is a string or ``pd.NA``. ``modes`` gives, per frame, whether
     the pull is a full snapshot (``bulk``: a record missing from it has left) or a
     ``delta``, in which only the records present changed and ``status ==
-    "tobedeleted"`` marks removals.
+    "tobedeleted"`` marks removals. In a delta, the sections in
+    ``full_enrollment_sections`` list all their enrollments, so their stored
+    enrollments that the pull lacks have left. ``cursor`` is the provider cursor to
+    store once the pull is applied, and None leaves the stored cursor as it is.
     """
 
     schools: pd.DataFrame
@@ -86,10 +128,27 @@ class Roster:
         }
     )
     findings: list[Finding] = field(default_factory=list)
+    full_enrollment_sections: frozenset[str] = frozenset()
+    cursor: CursorUpdate | None = None
+    pull: PullInfo = field(default_factory=PullInfo)
 
     @property
     def is_delta(self) -> bool:
         return any(mode == "delta" for mode in self.modes.values())
+
+
+def cursor_to_store(roster: Roster, quarantined: int) -> CursorUpdate | None:
+    """Return the cursor to store when the pull is applied; None keeps the stored one.
+
+    An incremental pull with quarantined records clears the cursor. Their changes
+    were read and will not be sent again, so only a full pull reads the corrected
+    records.
+    """
+    if roster.cursor is None:
+        return None
+    if roster.pull.mode == "incremental" and quarantined:
+        return CursorUpdate(None, None)
+    return roster.cursor
 
 
 def frame_from_columns(columns: dict[str, list], names: Iterable[str]) -> pd.DataFrame:

@@ -7,10 +7,14 @@ from prefect import task
 from rostersync.guard import GuardVerdict
 from rostersync.planning import Plan, StoreSnapshot
 from rostersync.results import SyncResult
-from rostersync.roster import Finding
+from rostersync.roster import CursorUpdate, Finding
 from rostersync.store.apply import apply_plan
 from rostersync.store.database import get_engine, store_errors
-from rostersync.store.districts import IntegrationConfig, load_integration
+from rostersync.store.districts import (
+    IntegrationConfig,
+    load_integration,
+    store_cursor,
+)
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
 from tasks.options import IO_TASK_OPTIONS, contain_errors
@@ -50,10 +54,17 @@ def read_store_snapshot(district_id: str) -> StoreSnapshot:
 
 @task(name="apply-plan", **IO_TASK_OPTIONS)
 @contain_errors
-def apply_changes(plan: Plan, result: SyncResult, findings: list[Finding]) -> None:
-    """Apply the plan and close the run as completed, in one transaction."""
+def apply_changes(
+    plan: Plan,
+    result: SyncResult,
+    findings: list[Finding],
+    cursor: CursorUpdate | None = None,
+) -> None:
+    """Apply the plan, move the pull cursor and close the run, in one transaction."""
     with store_errors(), get_engine().begin() as connection:
         apply_plan(connection, plan, result.run_id or "", utc_now())
+        if cursor is not None:
+            store_cursor(connection, plan.district_id, cursor)
         _finish(connection, result, findings, plan.store_version + 1)
 
 

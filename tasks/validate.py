@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 
 from rostersync.checks import CheckReport, check_roster
 from rostersync.planning import StoreSnapshot
-from rostersync.roster import Roster
+from rostersync.roster import ACTIVE, Roster
 from rostersync.store.districts import IntegrationConfig
 from tasks.options import TASK_OPTIONS, contain_errors
 
@@ -24,6 +24,7 @@ def validate_roster(
         shared_school_ids=set(shared) if shared else None,
         known_section_ids=set(store.sections["provider_id"].dropna()),
         known_user_ids=set(store.users["provider_id"].dropna()),
+        known_school_ids=_active_school_ids(store),
         store_active=store.active_counts(),
     )
     get_run_logger().info(
@@ -34,3 +35,10 @@ def validate_roster(
         sum(1 for f in report.findings if f.level == "warning"),
     )
     return report
+
+
+def _active_school_ids(store: StoreSnapshot) -> set[str]:
+    """Return the provider ids of the store's active schools and merged campuses."""
+    schools = store.schools
+    active = schools.loc[(schools["status"] == ACTIVE).fillna(False), "provider_id"]
+    return set(active.dropna()) | set(store.aliases)

@@ -95,3 +95,16 @@ def store_url(
                 sa.text(f'drop database if exists "{name}" with (force)')
             )
         admin.dispose()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make provider retries wait milliseconds and time out after 2 s."""
+    from rostersync.settings import get_settings
+
+    monkeypatch.setenv("ROSTERSYNC_HTTP_BACKOFF_SECONDS", "0.01")
+    monkeypatch.setenv("ROSTERSYNC_HTTP_BACKOFF_MAX_SECONDS", "0.05")
+    monkeypatch.setenv("ROSTERSYNC_HTTP_TIMEOUT_SECONDS", "2")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -990,3 +990,89 @@ def test_expectations_listed_under_their_level(entity) -> None:
 
     assert blocking_levels == {"blocking"}
     assert record_levels == {"quarantine"}
+
+
+# Deltas without sharing rules: the store's schools are still shared
+
+
+def delta_without_schools() -> Roster:
+    """A delta of one student update whose school the pull does not carry."""
+    users = {
+        "provider_id": ["st1"],
+        "kind": ["student"],
+        "role": ["student"],
+        "email": [None],
+        "school_id": ["s9"],
+        "school_ids": [("s9",)],
+        "status": ["active"],
+    }
+    empty_schools = {"provider_id": [], "name": [], "status": []}
+    return build_roster(
+        schools=empty_schools,
+        users=users,
+        sections={"provider_id": [], "school_id": [], "name": [], "status": []},
+        enrollments={"section_id": [], "user_id": [], "role": [], "status": []},
+        modes=dict.fromkeys(("schools", "users", "sections", "enrollments"), "delta"),
+    )
+
+
+def test_delta_user_of_a_stored_school_is_kept() -> None:
+    report = run_checks(
+        delta_without_schools(), shared_school_ids=None, known_school_ids={"s9"}
+    )
+
+    assert report.quarantined["users"] == set()
+
+
+def test_delta_user_of_an_unknown_school_is_quarantined() -> None:
+    report = run_checks(
+        delta_without_schools(), shared_school_ids=None, known_school_ids={"s1"}
+    )
+
+    assert report.quarantined["users"] == {"st1"}
+
+
+def test_delta_user_of_a_school_leaving_in_it_is_quarantined() -> None:
+    roster = delta_without_schools()
+    roster.schools = frame_from_columns(
+        {"provider_id": ["s9"], "name": ["Gone"], "status": ["tobedeleted"]},
+        SCHOOL_COLUMNS,
+    )
+
+    report = run_checks(roster, shared_school_ids=None, known_school_ids={"s9"})
+
+    assert report.quarantined["users"] == {"st1"}
+
+
+def test_removal_without_a_role_is_not_quarantined() -> None:
+    users = with_row(user_columns(), provider_id="gone1", status="tobedeleted")
+
+    report = run_checks(build_roster(users=users))
+
+    assert "gone1" not in report.quarantined["users"]
+
+
+def test_small_delta_with_one_bad_user_is_not_blocked() -> None:
+    roster = delta_without_schools()
+    roster.users["email"] = "not-an-address"
+
+    report = run_checks(
+        roster,
+        shared_school_ids=None,
+        known_school_ids={"s9"},
+        store_active_users=60,
+    )
+
+    assert report.quarantined["users"] == {"st1"}
+    assert report.blocking == []
+
+
+def test_delta_with_most_of_the_store_bad_is_blocked() -> None:
+    roster = delta_without_schools()
+    roster.users["email"] = "not-an-address"
+
+    report = run_checks(
+        roster, shared_school_ids=None, known_school_ids={"s9"}, store_active_users=1
+    )
+
+    assert [f.check for f in report.blocking] == ["most_users_are_valid"]

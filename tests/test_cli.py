@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from rostersync.cli import main
 from rostersync.demo import DemoSize, write_demo_district
 from rostersync.settings import get_settings
+from rostersync.store.database import get_engine
 from tests import datasets
 
 
@@ -92,9 +93,11 @@ def test_sync_json_prints_one_object_and_exits_zero(store_url, tmp_path, capsys)
     summary = json.loads(capsys.readouterr().out)
     assert status == 0
     assert set(summary) == {
-        "district_id", "status", "reason", "counts", "quarantined", "flow_run_id",
+        "district_id", "status", "reason", "counts", "quarantined", "pull",
+        "flow_run_id",
     }  # fmt: skip
     assert summary["status"] == "completed"
+    assert summary["pull"]["mode"] == "full"
     assert set(summary["counts"]) == {
         "schools", "educators", "students", "sections", "enrollments",
     }  # fmt: skip
@@ -178,9 +181,18 @@ def test_demo_second_sync_changes_nothing(store_url, tmp_path, capsys, monkeypat
         line for line in capsys.readouterr().out.splitlines() if line.startswith("{")
     ]
     first, second = (json.loads(line) for line in lines)
+    with get_engine().connect() as connection:
+        active = connection.execute(
+            sa.text("select count(*) from users where kind = 'student' "
+                    "and status = 'active'")
+        ).scalar_one()  # fmt: skip
     assert status == 0
+    assert first["pull"]["mode"] == "full"
+    assert first["pull"]["requests"] > 0
     assert first["counts"]["students"]["created"] == 120
-    assert second["counts"]["students"]["unchanged"] == 120
+    # The second pull reads the Events API, which has no event since the first.
+    assert second["pull"]["mode"] == "incremental"
+    assert active == 120
     assert all(
         counts[action] == 0
         for counts in second["counts"].values()
@@ -238,9 +250,151 @@ def test_missing_database_driver_is_a_settings_error(url, capsys, monkeypatch):
     assert captured.out == ""
 
 
-def test_district_add_rejects_url_source(store_url, capsys):
-    status = main(["district", "add", "web", "--name", "Web", "--provider",
-                   "oneroster-csv", "--source", "https://127.0.0.1:1/x"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        pytest.param(
+            ["--provider", "oneroster-csv", "--source", "https://127.0.0.1:1/x"],
+            "use --provider oneroster-rest",
+            id="csv-from-url",
+        ),
+        pytest.param(
+            ["--provider", "clever", "--source", "https://api.clever.com"],
+            "--token-env VAR",
+            id="clever-without-token",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "clever",
+                "--source",
+                "http://clever.example.org",
+                "--token-env",
+                "T",
+            ],
+            "unencrypted",
+            id="plain-http",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "clever",
+                "--source",
+                "https://api.clever.com/v3.0",
+                "--token-env",
+                "T",
+            ],
+            "has a path",
+            id="clever-with-path",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "oneroster-rest",
+                "--source",
+                "https://or.example.org",
+                "--client-id-env",
+                "I",
+            ],
+            "client secret",
+            id="classlink-without-secret",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "oneroster-rest",
+                "--source",
+                "https://or.example.org",
+                "--client-id-env",
+                "I",
+                "--client-secret-env",
+                "S",
+                "--auth",
+                "oauth2",
+            ],
+            "--token-url URL",
+            id="oauth2-without-token-url",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "clever",
+                "--source",
+                "https://api.clever.com",
+                "--token-env",
+                "T",
+                "--client-id-env",
+                "I",
+            ],
+            "do not apply to provider clever",
+            id="credential-of-another-provider",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "clever",
+                "--source",
+                "https://api.clever.com",
+                "--token-env",
+                "T",
+                "--token-block",
+                "b",
+            ],
+            "not both",
+            id="env-and-block",
+        ),
+        pytest.param(
+            [
+                "--provider",
+                "clever",
+                "--source",
+                "https://api.clever.com",
+                "--token-env",
+                "9-bad",
+            ],
+            "is invalid",
+            id="bad-variable-name",
+        ),
+    ],
+)
+def test_district_add_rejects_unusable_api_access(store_url, capsys, options, problem):
+    status = main(["district", "add", "web", "--name", "Web", *options])
 
     assert status == 2
-    assert "not supported yet" in capsys.readouterr().err
+    assert problem in capsys.readouterr().err
+
+
+def test_district_add_api_source_stores_only_credential_names(
+    store_url, capsys, monkeypatch
+):
+    monkeypatch.setenv("CLEVER_TOKEN_WEB", "secret-value-never-stored")
+
+    status = main(["district", "add", "web", "--name", "Web", "--provider", "clever",
+                   "--source", "https://api.clever.com", "--token-env",
+                   "CLEVER_TOKEN_WEB"])  # fmt: skip
+
+    with get_engine().connect() as connection:
+        row = connection.execute(
+            sa.text("select credentials_ref, incremental from integrations")
+        ).one()
+        audit = connection.execute(
+            sa.text("select after from integration_changes")
+        ).scalar_one()
+    assert status == 0
+    stored = row.credentials_ref
+    if isinstance(stored, str):  # SQLite returns JSON as text, PostgreSQL decoded
+        stored = json.loads(stored)
+    assert stored == {"token": {"env": "CLEVER_TOKEN_WEB"}}
+    assert bool(row.incremental) is True
+    assert "secret-value-never-stored" not in str(audit)
+
+
+def test_district_add_warns_about_an_unset_variable(store_url, capsys, monkeypatch):
+    monkeypatch.delenv("CLEVER_TOKEN_UNSET", raising=False)
+
+    status = main(["district", "add", "web", "--name", "Web", "--provider", "clever",
+                   "--source", "https://api.clever.com", "--token-env",
+                   "CLEVER_TOKEN_UNSET"])  # fmt: skip
+
+    assert status == 0
+    assert "CLEVER_TOKEN_UNSET (token) is not set" in capsys.readouterr().err

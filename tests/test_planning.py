@@ -307,3 +307,53 @@ def test_quarantined_enrollment_protects_the_users_stored_enrollments():
     )
 
     assert plan.changes["enrollments"].empty
+
+
+def delta_roster(enrollments: list[dict], listed: frozenset[str]) -> Roster:
+    """Return a delta of one section whose enrollments are listed in full."""
+    pulled = roster([], enrollments)
+    pulled.modes = dict.fromkeys(pulled.modes, "delta")
+    pulled.full_enrollment_sections = listed
+    return pulled
+
+
+def stored_enrollments(*user_ids: str) -> list[dict]:
+    return [
+        {"section_id": "sec-1", "user_id": u, "role": "student", "status": "active"}
+        for u in user_ids
+    ]
+
+
+def test_delta_section_listed_in_full_archives_missing_enrollments():
+    kept = stored_enrollments("u1")
+
+    plan = plan_changes(
+        "d",
+        delta_roster(kept, frozenset({"sec-1"})),
+        snapshot([student("u1"), student("u2")], stored_enrollments("u1", "u2")),
+    )
+
+    changes = plan.changes["enrollments"]
+    assert changes["action"].tolist() == ["archive"]
+    assert changes["user_id"].tolist() == ["u2"]
+
+
+def test_delta_section_not_listed_keeps_its_enrollments():
+    plan = plan_changes(
+        "d",
+        delta_roster([], frozenset()),
+        snapshot([student("u1"), student("u2")], stored_enrollments("u1", "u2")),
+    )
+
+    assert plan.changes["enrollments"].empty
+
+
+def test_quarantined_section_listed_in_full_keeps_its_enrollments():
+    plan = plan_changes(
+        "d",
+        delta_roster([], frozenset({"sec-1"})),
+        snapshot([student("u1")], stored_enrollments("u1")),
+        quarantined={"sections": {"sec-1"}},
+    )
+
+    assert plan.changes["enrollments"].empty

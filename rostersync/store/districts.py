@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from rostersync.errors import ConfigurationError
+from rostersync.roster import CursorUpdate
 from rostersync.store.models import (
     ACTIVE,
     District,
@@ -23,6 +24,7 @@ from rostersync.store.models import (
 )
 
 PROVIDERS = ("oneroster-csv", "clever", "oneroster-rest")
+AUTH_METHODS = ("oauth1", "oauth2")
 MAX_REMOVAL_THRESHOLD = 10_000_000
 
 
@@ -43,6 +45,11 @@ class IntegrationConfig:
     data_manager_id: str | None
     credentials_ref: dict[str, Any] = field(default_factory=dict)
     shared_school_ids: frozenset[str] | None = None
+    auth: str | None = None
+    token_url: str | None = None
+    incremental: bool = False
+    cursor: str | None = None
+    cursor_at: datetime | None = None
 
 
 def add_district(
@@ -58,14 +65,29 @@ def add_district(
     school_year: int | None = None,
     removal_threshold: int | None = None,
     credentials_ref: dict[str, Any] | None = None,
+    auth: str | None = None,
+    token_url: str | None = None,
+    incremental: bool | None = None,
     data_manager_id: str | None = None,
     created_by: str = "cli",
 ) -> None:
-    """Register a district with its integration; raise if the id is taken."""
+    """Register a district with its integration; raise if the id is taken.
+
+    ``incremental`` defaults to True for a Clever API source, which has the Events
+    API, and to False otherwise.
+    """
     _check_district_values(district_id, provider, timezone, removal_threshold)
     if not name.strip():
         raise ConfigurationError("The district name is empty; pass --name NAME.")
     check_source(provider, source)
+    credentials_ref = credentials_ref or {}
+    auth = auth or ("oauth1" if provider == "oneroster-rest" else None)
+    check_access(
+        district_id, provider, source, credentials_ref, auth=auth, token_url=token_url
+    )
+    if incremental is None:
+        incremental = provider == "clever" and _is_url(source)
+    _check_incremental(provider, source, incremental)
     if contract_start and contract_end and contract_end < contract_start:
         raise ConfigurationError(
             f"Contract end {contract_end} is before contract start {contract_start}; "
@@ -96,7 +118,10 @@ def add_district(
             district_id=district_id,
             provider=provider,
             source=source,
-            credentials_ref=credentials_ref or {},
+            credentials_ref=credentials_ref,
+            auth=auth,
+            token_url=token_url,
+            incremental=incremental,
             data_manager_id=data_manager_id,
             status=ACTIVE,
             updated_at=now,
@@ -121,7 +146,14 @@ def add_district(
                 changed_by=created_by,
                 reason=None,
                 before=None,
-                after={"provider": provider, "credentials_ref": credentials_ref or {}},
+                after={
+                    "provider": provider,
+                    "source": source,
+                    "credentials_ref": credentials_ref,
+                    "auth": auth,
+                    "token_url": token_url,
+                    "incremental": incremental,
+                },
                 changed_at=now,
             )
         )
@@ -161,8 +193,16 @@ def update_district(
     changed_by: str,
     removal_threshold: int | None = None,
     source: str | None = None,
+    credentials_ref: dict[str, Any] | None = None,
+    auth: str | None = None,
+    token_url: str | None = None,
+    incremental: bool | None = None,
 ) -> dict[str, Any]:
-    """Change a district's threshold or source, audited; return the new values."""
+    """Change a district's threshold, source or access, audited; return the values.
+
+    ``credentials_ref`` entries replace the stored ones of the same name. A new
+    source clears the incremental cursor, because it belongs to the old source.
+    """
     with Session(engine) as session, session.begin():
         district = session.get(District, district_id)
         integration = session.scalar(
@@ -173,22 +213,40 @@ def update_district(
                 f"District {district_id!r} is not registered; add it with "
                 "`rostersync district add`."
             )
-        before = {
-            "removal_threshold": district.removal_threshold,
-            "source": integration.source,
-        }
+        before = _settings_of(district, integration)
         if removal_threshold is not None:
             _check_district_values(
                 district_id, integration.provider, district.timezone, removal_threshold
             )
             district.removal_threshold = removal_threshold
-        if source is not None:
+        if source is not None and source != integration.source:
             check_source(integration.provider, source)
             integration.source = source
-        after = {
-            "removal_threshold": district.removal_threshold,
-            "source": integration.source,
-        }
+            integration.events_cursor = None
+            integration.events_cursor_at = None
+        if credentials_ref:
+            integration.credentials_ref = {
+                **(integration.credentials_ref or {}),
+                **credentials_ref,
+            }
+        integration.auth = auth or integration.auth
+        integration.token_url = token_url or integration.token_url
+        if incremental is not None:
+            integration.incremental = incremental
+        check_access(
+            district_id,
+            integration.provider,
+            integration.source,
+            integration.credentials_ref or {},
+            auth=integration.auth,
+            token_url=integration.token_url,
+        )
+        _check_incremental(
+            integration.provider, integration.source, integration.incremental
+        )
+        now = datetime.now(ZoneInfo("UTC"))
+        integration.updated_at = now
+        after = _settings_of(district, integration)
         session.add(
             IntegrationChange(
                 district_id=district_id,
@@ -197,19 +255,29 @@ def update_district(
                 reason=None,
                 before=before,
                 after=after,
-                changed_at=datetime.now(ZoneInfo("UTC")),
+                changed_at=now,
             )
         )
         return after
 
 
+def _settings_of(district: District, integration: Integration) -> dict[str, Any]:
+    """Return the settings an update may change, as the audit log keeps them."""
+    return {
+        "removal_threshold": district.removal_threshold,
+        "source": integration.source,
+        "credentials_ref": dict(integration.credentials_ref or {}),
+        "auth": integration.auth,
+        "token_url": integration.token_url,
+        "incremental": integration.incremental,
+    }
+
+
 def check_source(provider: str, source: str) -> None:
     """Raise ConfigurationError unless ``source`` looks like the provider's data."""
-    if source.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"Source {source!r} is a URL, and pulls over HTTP are not supported yet; "
-            "point --source at a folder or zip file of the district's roster."
-        )
+    if _is_url(source):
+        _check_api_source(provider, source)
+        return
     path = Path(source)
     if provider == "oneroster-csv":
         if path.is_file() and zipfile.is_zipfile(path):
@@ -222,9 +290,95 @@ def check_source(provider: str, source: str) -> None:
         )
     if provider == "clever" and not (path / "users.json").is_file():
         raise ConfigurationError(
-            f"Source {source!r} is not a folder with a users.json; point --source "
-            "at the folder of saved Clever API v3 responses."
+            f"Source {source!r} is neither a Clever API URL nor a folder with a "
+            "users.json; use https://api.clever.com or a folder of saved Clever "
+            "API v3 responses."
         )
+    if provider == "oneroster-rest" and not (path / "users.json").is_file():
+        raise ConfigurationError(
+            f"Source {source!r} is neither a OneRoster API URL nor a folder with a "
+            "users.json; use the district's OneRoster 1.1 base URL or a folder of "
+            "saved OneRoster REST responses."
+        )
+
+
+def _check_api_source(provider: str, source: str) -> None:
+    from rostersync.providers.http import check_base_url
+
+    if provider == "oneroster-csv":
+        raise ConfigurationError(
+            f"Source {source!r} is a URL, but a OneRoster CSV set is read from a "
+            "folder or zip; for the OneRoster REST API use --provider oneroster-rest."
+        )
+    url = check_base_url(source)
+    if provider == "clever" and url.path not in ("", "/"):
+        raise ConfigurationError(
+            f"Source {source!r} has a path; a Clever source is the API's origin, "
+            "such as https://api.clever.com, and the client adds /v3.0."
+        )
+
+
+def check_access(
+    district_id: str,
+    provider: str,
+    source: str,
+    credentials_ref: dict[str, Any],
+    *,
+    auth: str | None,
+    token_url: str | None,
+) -> None:
+    """Raise ConfigurationError unless a URL source names the credentials it needs."""
+    from rostersync.providers.credentials import CREDENTIALS
+    from rostersync.providers.http import check_base_url
+
+    needed = CREDENTIALS.get(provider, ())
+    for name in sorted(set(credentials_ref) - set(needed)):
+        option = name.replace("_", "-")
+        raise ConfigurationError(
+            f"District {district_id}: --{option}-env and --{option}-block do not "
+            f"apply to provider {provider}, which needs "
+            f"{', '.join(needed) or 'no credentials'}."
+        )
+    if not _is_url(source):
+        return
+    for name in needed:
+        if name not in credentials_ref:
+            option = name.replace("_", "-")
+            label = name.replace("_", " ")
+            raise ConfigurationError(
+                f"District {district_id}: a {provider} API source needs its {label}; "
+                f"name the environment variable with --{option}-env VAR or the "
+                f"Prefect Secret block with --{option}-block NAME."
+            )
+    if provider != "oneroster-rest":
+        return
+    if auth not in AUTH_METHODS:
+        raise ConfigurationError(
+            f"Authentication {auth!r} is not supported; use oauth1 (request "
+            "signing, ClassLink's default) or oauth2 (client credentials)."
+        )
+    if auth == "oauth2":
+        if not token_url:
+            raise ConfigurationError(
+                f"District {district_id}: OAuth 2 needs the token endpoint; pass "
+                "--token-url URL, such as ClassLink's "
+                "https://launchpad.classlink.com/oauth2/v2/token."
+            )
+        check_base_url(token_url, district_id=district_id)
+
+
+def _check_incremental(provider: str, source: str, incremental: bool) -> None:
+    if incremental and not (
+        _is_url(source) and provider in ("clever", "oneroster-rest")
+    ):
+        raise ConfigurationError(
+            "Incremental pulls need a Clever or OneRoster REST API source; files "
+            "are always read in full (or as the manifest's deltas)."
+        )
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
 
 
 def _school_year_on(day: date) -> int:
@@ -266,7 +420,34 @@ def load_integration(engine: Engine, district_id: str) -> IntegrationConfig:
             data_manager_id=integration.data_manager_id,
             credentials_ref=dict(integration.credentials_ref or {}),
             shared_school_ids=shared,
+            auth=integration.auth,
+            token_url=integration.token_url,
+            incremental=integration.incremental,
+            cursor=integration.events_cursor,
+            cursor_at=_as_utc(integration.events_cursor_at),
         )
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """Return ``moment`` with its time zone; SQLite returns stored UTC times naive."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def store_cursor(
+    connection: Connection, district_id: str, cursor: CursorUpdate
+) -> None:
+    """Store the cursor that the next incremental pull starts from.
+
+    The caller's transaction also applies the pull, so the cursor moves only with
+    an applied pull.
+    """
+    connection.execute(
+        update(Integration)
+        .where(Integration.district_id == district_id)
+        .values(events_cursor=cursor.value, events_cursor_at=cursor.taken_at)
+    )
 
 
 def count_active_users(engine: Engine, district_id: str) -> int:

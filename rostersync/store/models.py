@@ -97,11 +97,21 @@ class Integration(Base):
     # Names of the environment variables or Prefect Secret blocks that hold the
     # credentials, never the credentials themselves.
     credentials_ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # How a OneRoster REST pull authenticates: "oauth1" or "oauth2".
+    auth: Mapped[str | None] = mapped_column(String(16))
+    # The OAuth 2 token endpoint of a OneRoster REST integration.
+    token_url: Mapped[str | None] = mapped_column(Text)
+    # True when a pull may read only what changed since the stored cursor.
+    incremental: Mapped[bool] = mapped_column(Boolean, default=False)
     data_manager_id: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(32), default=ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    # Clever Events API cursor and the fingerprint of the last pull.
+    # Where the next incremental pull starts: the last Clever event id applied, or
+    # a OneRoster dateLastModified bound; events_cursor_at is when that event
+    # happened or the bound was taken. Both change only when a pull is applied.
     events_cursor: Mapped[str | None] = mapped_column(String(128))
+    events_cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The fingerprint of the last pull.
     last_roster_fingerprint: Mapped[str | None] = mapped_column(String(64))
     roster_unchanged_since: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True)

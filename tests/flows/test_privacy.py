@@ -114,7 +114,7 @@ def test_crash_closes_run_without_quoting_the_error(store_url, tmp_path, monkeyp
         source=str(folder),
     )
 
-    def explode(integration):
+    def explode(integration, **options):
         raise KeyError(GIVEN)
 
     monkeypatch.setattr(tasks.extract, "read_roster", explode)

@@ -1,0 +1,527 @@
+"""The daily sync over HTTP: the emulators on loopback, the real flow, both stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from rostersync.cli import run_sync
+from rostersync.demo import DemoSize, write_demo_district
+from rostersync.emulators.clever import CleverEmulator
+from rostersync.emulators.oneroster import OneRosterEmulator
+from rostersync.providers.clever import FROM_FIRST_EVENT
+from rostersync.settings import get_settings
+from rostersync.store.database import get_engine
+from rostersync.store.districts import add_district, update_district
+from tests import datasets
+from tests.conftest import REAL_INPUT
+
+pytestmark = pytest.mark.usefixtures("prefect_harness", "fast_retries")
+
+TOKEN = "tok-clever-3f9a77c1-unique"
+CLIENT_ID = "cl-client-5521"
+CLIENT_SECRET = "cl-secret-8e2b40d9-unique"
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch, fast_retries):
+    monkeypatch.setenv("HTTP_TEST_CLEVER_TOKEN", TOKEN)
+    monkeypatch.setenv("HTTP_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("HTTP_TEST_CLIENT_SECRET", CLIENT_SECRET)
+    # Small pages, so that every collection of a small district has several.
+    monkeypatch.setenv("ROSTERSYNC_CLEVER_PAGE_SIZE", "25")
+    monkeypatch.setenv("ROSTERSYNC_ONEROSTER_PAGE_SIZE", "25")
+    get_settings.cache_clear()
+
+
+def register_clever(district_id: str, source: str, **options) -> None:
+    add_district(
+        get_engine(),
+        district_id,
+        name=f"District {district_id}",
+        provider="clever",
+        source=source,
+        credentials_ref={"token": {"env": "HTTP_TEST_CLEVER_TOKEN"}}
+        if source.startswith("http")
+        else None,
+        **options,
+    )
+
+
+def register_oneroster(district_id: str, source: str, **options) -> None:
+    add_district(
+        get_engine(),
+        district_id,
+        name=f"District {district_id}",
+        provider="oneroster-rest",
+        source=source,
+        credentials_ref={
+            "client_id": {"env": "HTTP_TEST_CLIENT_ID"},
+            "client_secret": {"env": "HTTP_TEST_CLIENT_SECRET"},
+        }
+        if source.startswith("http")
+        else None,
+        **options,
+    )
+
+
+def store_content(district_id: str) -> dict[str, list[tuple]]:
+    """Every roster row of a district, with store ids replaced by provider ids.
+
+    Two districts synced from the same data in any order compare equal.
+    """
+    with get_engine().connect() as connection:
+        schools = dict(
+            connection.execute(
+                sa.text("select id, provider_id from schools where district_id = :d"),
+                {"d": district_id},
+            ).all()
+        )
+        users = dict(
+            connection.execute(
+                sa.text("select id, provider_id from users where district_id = :d"),
+                {"d": district_id},
+            ).all()
+        )
+        sections = dict(
+            connection.execute(
+                sa.text("select id, provider_id from sections where district_id = :d"),
+                {"d": district_id},
+            ).all()
+        )
+
+        def rows(query: str) -> list:
+            return connection.execute(sa.text(query), {"d": district_id}).all()
+
+        content = {
+            "schools": sorted(
+                (r.provider_id, r.name, r.sis_id, r.status)
+                for r in rows("select * from schools where district_id = :d")
+            ),
+            "school_mappings": sorted(
+                (r.provider_school_id, schools[r.school_id], bool(r.is_alias))
+                for r in rows("select * from school_mappings where district_id = :d")
+            ),
+            "users": sorted(
+                (
+                    r.provider_id,
+                    r.kind,
+                    r.role,
+                    r.given_name,
+                    r.family_name,
+                    r.email,
+                    r.username,
+                    r.sis_id,
+                    r.grade,
+                    r.eligibility,
+                    schools.get(r.school_id),
+                    tuple(sorted(schools[i] for i in _ids(r.school_ids))),
+                    r.status,
+                )  # fmt: skip
+                for r in rows("select * from users where district_id = :d")
+            ),
+            "sections": sorted(
+                (r.provider_id, schools.get(r.school_id), r.name, r.sis_id, r.status)
+                for r in rows("select * from sections where district_id = :d")
+            ),
+            "enrollments": sorted(
+                (sections[r.section_id], users[r.user_id], r.role, r.status)
+                for r in rows("select * from enrollments where district_id = :d")
+            ),
+        }
+        content["change_log"] = sorted(
+            tuple(r)
+            for r in rows(
+                "select entity, action, count(*) from change_log "
+                "where district_id = :d group by entity, action"
+            )
+        )
+    return content
+
+
+def _ids(value) -> list[int]:
+    return json.loads(value) if isinstance(value, str) else list(value or [])
+
+
+def cursor_of(district_id: str) -> str | None:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            sa.text("select events_cursor from integrations where district_id = :d"),
+            {"d": district_id},
+        ).scalar_one()
+
+
+def run_row(run_id: str) -> sa.Row:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            sa.text("select status, reason from sync_runs where id = :r"),
+            {"r": run_id},
+        ).one()
+
+
+# Same store through HTTP as through the files
+
+
+@pytest.mark.real_input
+def test_clever_demo_through_the_emulator_gives_the_files_store(store_url, tmp_path):
+    folder = datasets.copy_clever_demo(tmp_path / "clever")
+    register_clever("files", str(folder))
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        register_clever("api", emulator.base_url)
+
+        from_files = run_sync("files")
+        over_http = run_sync("api")
+
+    assert from_files.status == "completed"
+    assert over_http.status == "completed"
+    assert over_http.pull["requests"] > 0
+    assert over_http.counts == from_files.counts
+    assert over_http.quarantined == from_files.quarantined
+    assert store_content("api") == store_content("files")
+
+
+@pytest.mark.real_input
+def test_oneedtech_set_through_the_emulator_gives_the_files_store(store_url, tmp_path):
+    folder = tmp_path / "or11"
+    shutil.copytree(REAL_INPUT / "1edtech-or11-rest" / "1574845678", folder)
+    # The set's enrollments.json is missing upstream; both paths read it empty.
+    (folder / "enrollments.json").write_text('{"enrollments": []}', encoding="utf-8")
+    register_oneroster("files", str(folder))
+    with OneRosterEmulator(
+        [folder], client_id=CLIENT_ID, client_secret=CLIENT_SECRET, auth="oauth1"
+    ) as emulator:
+        register_oneroster("api", emulator.base_url)
+
+        from_files = run_sync("files")
+        over_http = run_sync("api")
+
+    assert from_files.status == "completed"
+    assert over_http.status == "completed"
+    assert over_http.counts["students"]["created"] == 601
+    assert over_http.counts == from_files.counts
+    assert store_content("api") == store_content("files")
+
+
+# Injected faults: completed with the right store, or failed with no write
+
+
+@pytest.fixture
+def clever_district(store_url, tmp_path):
+    """A generated district served by the Clever emulator, synced once."""
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=80, schools=2), format="clever"
+    )
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        register_clever("d", emulator.base_url, incremental=False)
+        first = run_sync("d")
+        assert first.status == "completed"
+        yield emulator, folder
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "server-error:path=users,page=1,status=503,times=2",
+        "rate-limit:path=sections,times=3,seconds=1,header=reset",
+        "drop:path=schools",
+        "truncate:path=users",
+        "no-data:path=sections",
+        "slow:path=users,seconds=2.5",
+    ],
+)
+def test_fault_overcome_completes_with_the_same_store(clever_district, fault):
+    emulator, _ = clever_district
+    before = store_content("d")
+    emulator.add_fault(fault)
+
+    result = run_sync("d")
+
+    changed = sum(
+        counts[action]
+        for counts in result.counts.values()
+        for action in ("created", "updated", "archived", "restored")
+    )
+    assert result.status == "completed"
+    assert result.pull["retries"] + result.pull["rate_limited"] >= 1
+    assert changed == 0
+    assert store_content("d")["users"] == before["users"]
+
+
+def test_records_repeated_across_pages_change_nothing(clever_district):
+    emulator, _ = clever_district
+    before = store_content("d")
+    emulator.add_fault("move:path=users,page=2")
+
+    result = run_sync("d")
+
+    assert result.status == "completed"
+    assert (
+        result.pull["records"]["users"]
+        == result.counts["students"]["unchanged"]
+        + result.counts["educators"]["unchanged"]
+        + 1
+    )
+    assert store_content("d")["users"] == before["users"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("server-error:path=users,page=2,times=0", "on all 5 tries"),
+        ("no-data:path=users,times=0", 'not JSON with a "data" list'),
+        ("cursor-repeat:path=users", "repeats an earlier page"),
+        ("unauthorized:times=0", "rejected the credentials"),
+        ("bad-request:path=sections", "HTTP 400"),
+    ],
+)
+def test_fault_that_persists_fails_the_run_and_writes_nothing(
+    clever_district, fault, reason
+):
+    emulator, _ = clever_district
+    before = store_content("d")
+    emulator.add_fault(fault)
+
+    result = run_sync("d")
+
+    assert result.status == "failed"
+    assert reason in result.reason
+    assert "nothing was written" in result.reason or "credentials" in result.reason
+    assert run_row(result.run_id).status == "failed"
+    assert store_content("d") == before
+
+
+def test_oneroster_pages_that_keep_moving_fail_without_archiving(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "rest", DemoSize(students=80, schools=2), format="oneroster-rest"
+    )
+    with OneRosterEmulator(
+        [folder], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    ) as emulator:
+        register_oneroster("d", emulator.base_url)
+        assert run_sync("d").status == "completed"
+        before = store_content("d")
+        emulator.add_fault("move:path=users,page=2,times=0")
+
+        result = run_sync("d")
+
+    assert result.status == "failed"
+    assert "X-Total-Count" in result.reason
+    assert store_content("d") == before
+
+
+# Incremental syncs through Clever's Events API
+
+
+def rewrite_users(folder: Path, change) -> None:
+    path = folder / "users.json"
+    body = json.loads(path.read_text(encoding="utf-8"))
+    lines = ",\n".join(json.dumps(record) for record in change(body["data"]))
+    path.write_text(f'{{"data":[\n{lines}\n],"links":[]}}\n', encoding="utf-8")
+
+
+def without(*user_ids: str):
+    return lambda records: [r for r in records if r["data"]["id"] not in user_ids]
+
+
+def with_grade(user_id: str, grade: str):
+    def change(records):
+        for record in records:
+            if record["data"]["id"] == user_id:
+                record["data"]["roles"]["student"]["grade"] = grade
+        return records
+
+    return change
+
+
+@pytest.fixture
+def events_district(store_url, tmp_path):
+    """A generated Clever district, synced once in full with an Events cursor."""
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=60, schools=2), format="clever"
+    )
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        register_clever("ev", emulator.base_url)
+        first = run_sync("ev")
+        assert first.status == "completed"
+        assert first.pull["mode"] == "full"
+        yield emulator, folder
+
+
+def quarantined_users(run_id: str) -> list[str]:
+    with get_engine().connect() as connection:
+        return (
+            connection.execute(
+                sa.text(
+                    "select distinct provider_id from quarantined_records "
+                    "where run_id = :r and entity = 'users'"
+                ),
+                {"r": run_id},
+            )
+            .scalars()
+            .all()
+        )
+
+
+def statuses() -> dict[str, str]:
+    with get_engine().connect() as connection:
+        rows = connection.execute(
+            sa.text("select provider_id, status from users where district_id = 'ev'")
+        )
+        return dict(rows.all())
+
+
+def test_events_sync_applies_exactly_the_changes(events_district):
+    emulator, folder = events_district
+    assert cursor_of("ev") == FROM_FIRST_EVENT
+    rewrite_users(folder, without("demo-stu-5"))
+    rewrite_users(folder, with_grade("demo-stu-6", "11"))
+    emulator.reload()
+
+    result = run_sync("ev")
+
+    with get_engine().connect() as connection:
+        grade = connection.execute(
+            sa.text("select grade from users where provider_id = 'demo-stu-6'")
+        ).scalar_one()
+    assert result.status == "completed"
+    assert result.pull["mode"] == "incremental"
+    assert result.counts["students"]["archived"] == 1
+    assert result.counts["students"]["updated"] == 1
+    assert statuses()["demo-stu-5"] == "archived"
+    assert grade == "11"
+    assert cursor_of("ev") not in (None, FROM_FIRST_EVENT)
+
+
+def test_events_sync_twice_changes_nothing_the_second_time(events_district):
+    emulator, folder = events_district
+    rewrite_users(folder, with_grade("demo-stu-6", "11"))
+    emulator.reload()
+    run_sync("ev")
+    before = store_content("ev")
+
+    result = run_sync("ev")
+
+    assert result.pull["mode"] == "incremental"
+    assert store_content("ev") == before
+
+
+def test_held_events_sync_keeps_the_cursor_and_is_held_again(events_district):
+    emulator, folder = events_district
+    update_district(get_engine(), "ev", changed_by="test", removal_threshold=0)
+    cursor = cursor_of("ev")
+    rewrite_users(folder, without("demo-stu-7"))
+    emulator.reload()
+
+    held = run_sync("ev")
+    again = run_sync("ev")
+
+    assert held.status == "held"
+    assert again.status == "held"
+    assert again.counts["students"]["archived"] == 1
+    assert cursor_of("ev") == cursor
+    assert statuses()["demo-stu-7"] == "active"
+
+
+def test_dry_run_keeps_the_cursor(events_district):
+    emulator, folder = events_district
+    cursor = cursor_of("ev")
+    rewrite_users(folder, with_grade("demo-stu-6", "10"))
+    emulator.reload()
+
+    result = run_sync("ev", dry_run=True)
+
+    assert result.counts["students"]["updated"] == 1
+    assert cursor_of("ev") == cursor
+
+
+def test_quarantine_in_an_events_sync_makes_the_next_sync_full(events_district):
+    emulator, folder = events_district
+
+    def bad_email(records):
+        for record in records:
+            if record["data"]["id"] == "demo-stu-8":
+                record["data"]["email"] = "not-an-address"
+        return records
+
+    rewrite_users(folder, bad_email)
+    emulator.reload()
+
+    quarantined = run_sync("ev")
+    following = run_sync("ev")
+
+    assert quarantined.quarantined == 1
+    assert cursor_of("ev") is not None
+    assert following.pull["mode"] == "full"
+    assert following.pull["reason"] == "no Events cursor is stored yet"
+    assert quarantined_users(following.run_id) == ["demo-stu-8"]
+    assert statuses()["demo-stu-8"] == "active"
+
+
+def test_full_sync_on_demand(events_district):
+    result = run_sync("ev", full_pull=True)
+
+    assert result.pull["mode"] == "full"
+    assert result.pull["reason"] == "a full pull was requested"
+    assert result.counts["students"]["unchanged"] == 60
+
+
+def test_expired_events_cursor_falls_back_to_a_full_sync(events_district):
+    emulator, folder = events_district
+    rewrite_users(folder, with_grade("demo-stu-6", "09"))
+    emulator.reload()
+    run_sync("ev")
+    emulator.clear_events()
+    rewrite_users(folder, without("demo-stu-9"))
+    emulator.reload()
+    emulator.clear_events()  # the removal's event is gone: only a full pull sees it
+
+    result = run_sync("ev")
+
+    assert result.pull["mode"] == "full"
+    assert "rejected the stored cursor" in result.pull["reason"]
+    assert statuses()["demo-stu-9"] == "archived"
+
+
+# Credentials stay out of every output
+
+
+def test_credentials_appear_in_no_output(store_url, tmp_path):
+    from tests.flows.test_privacy import everything_the_run_published
+
+    folder = write_demo_district(
+        tmp_path / "rest", DemoSize(students=20, schools=1), format="oneroster-rest"
+    )
+    with OneRosterEmulator(
+        [folder], client_id=CLIENT_ID, client_secret=CLIENT_SECRET, auth="oauth2"
+    ) as emulator:
+        register_oneroster(
+            "sec",
+            emulator.base_url,
+            auth="oauth2",
+            token_url=f"{emulator.base_url}/oauth2/v2/token",
+        )
+        ok = run_sync("sec")
+        emulator.add_fault("unauthorized:times=0")
+        rejected = run_sync("sec")
+
+    published = "\n".join(
+        everything_the_run_published(result.flow_run_id, result.run_id)
+        for result in (ok, rejected)
+    )
+    with get_engine().connect() as connection:
+        tables = sa.inspect(connection).get_table_names()
+        stored = "\n".join(
+            str(row)
+            for table in tables
+            for row in connection.execute(sa.text(f"select * from {table}"))
+        )
+    assert ok.status == "completed"
+    assert rejected.status == "failed"
+    for secret in (CLIENT_SECRET, TOKEN):
+        assert secret not in published
+        assert secret not in stored
+        assert secret not in rejected.model_dump_json()

@@ -525,3 +525,116 @@ def test_credentials_appear_in_no_output(store_url, tmp_path):
         assert secret not in published
         assert secret not in stored
         assert secret not in rejected.model_dump_json()
+
+
+def test_token_from_a_prefect_secret_block(store_url, tmp_path):
+    from prefect.blocks.system import Secret
+
+    Secret(value=TOKEN).save("http-test-clever-token", overwrite=True)
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=20, schools=1), format="clever"
+    )
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        add_district(
+            get_engine(),
+            "blk",
+            name="Block district",
+            provider="clever",
+            source=emulator.base_url,
+            credentials_ref={"token": {"block": "http-test-clever-token"}},
+        )
+        result = run_sync("blk")
+
+    assert result.status == "completed"
+    assert result.counts["students"]["created"] == 20
+
+
+def test_missing_secret_block_fails_naming_it(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=20, schools=1), format="clever"
+    )
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        add_district(
+            get_engine(),
+            "blk",
+            name="Block district",
+            provider="clever",
+            source=emulator.base_url,
+            credentials_ref={"token": {"block": "no-such-block-here"}},
+        )
+        result = run_sync("blk")
+        requests = emulator.requests
+
+    assert result.status == "failed"
+    assert "'no-such-block-here'" in result.reason
+    assert "is not found" in result.reason
+    assert requests == []
+
+
+# OneRoster faults through the flow
+
+
+@pytest.fixture
+def oneroster_district(store_url, tmp_path):
+    """A generated district served by the OneRoster emulator, synced once."""
+    folder = write_demo_district(
+        tmp_path / "rest", DemoSize(students=80, schools=2), format="oneroster-rest"
+    )
+    with OneRosterEmulator(
+        [folder], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    ) as emulator:
+        register_oneroster(
+            "or",
+            emulator.base_url,
+            auth="oauth2",
+            token_url=f"{emulator.base_url}/oauth2/v2/token",
+        )
+        assert run_sync("or").status == "completed"
+        yield emulator
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "server-error:path=users,page=2,status=500",
+        "rate-limit:path=classes,seconds=1,header=retry-after",
+        "drop:path=enrollments",
+        "truncate:path=users,page=3",
+        "no-data:path=orgs",
+        "slow:path=classes,seconds=2.5",
+        "move:path=enrollments,page=2",
+        "unauthorized:path=users,page=2",
+        "server-error:path=token,status=502",
+    ],
+)
+def test_oneroster_fault_overcome_changes_nothing(oneroster_district, fault):
+    before = store_content("or")
+    oneroster_district.add_fault(fault)
+
+    result = run_sync("or")
+
+    assert result.status == "completed"
+    assert store_content("or")["users"] == before["users"]
+    assert store_content("or")["enrollments"] == before["enrollments"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("server-error:path=enrollments,page=2,times=0", "on all 5 tries"),
+        ("no-data:path=users,times=0", 'not JSON with a "users" list'),
+        ("unauthorized:path=classes,times=0", "rejected the credentials"),
+        ("bad-request:path=users", "HTTP 400"),
+    ],
+)
+def test_oneroster_fault_that_persists_writes_nothing(
+    oneroster_district, fault, reason
+):
+    before = store_content("or")
+    oneroster_district.add_fault(fault)
+
+    result = run_sync("or")
+
+    assert result.status == "failed"
+    assert reason in result.reason
+    assert store_content("or") == before

@@ -398,3 +398,25 @@ def test_full_pull_on_demand_ignores_the_cursor(emulator, folder):
     assert roster.pull.mode == "full"
     assert roster.pull.reason == "a full pull was requested"
     assert roster.cursor.value == cursor
+
+
+def test_each_request_is_logged_without_the_token(emulator, caplog):
+    caplog.set_level("DEBUG", logger="rostersync.providers")
+
+    read_roster(integration(emulator.base_url, incremental=False))
+
+    request_lines = [
+        r.getMessage() for r in caplog.records if r.name == "rostersync.providers.http"
+    ]
+    pull_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "rostersync.providers.clever" and "full pull" in r.getMessage()
+    ]
+    assert len(request_lines) == len(emulator.requests)
+    assert any(
+        line.startswith("clever GET /v3.0/schools?limit=40 200")
+        for line in request_lines
+    )
+    assert len(pull_lines) == 1
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)

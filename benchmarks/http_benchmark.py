@@ -126,10 +126,17 @@ def pull(name: str, config: IntegrationConfig, figures: list[dict]) -> object:
 
 
 def change_grades(folder: Path, share: float) -> int:
-    """Set grade 12 on ``share`` of the students in users.json, line by line."""
+    """Move ``share`` of the students in users.json to grade 12; return how many.
+
+    Only students in another grade are chosen, so each one is a change.
+    """
     path = folder / "users.json"
     lines = path.read_text(encoding="utf-8").splitlines()
-    students = [i for i, line in enumerate(lines) if '"student":' in line]
+    students = [
+        i
+        for i, line in enumerate(lines)
+        if '"student":' in line and '"grade":"12"' not in line
+    ]
     chosen = students[: max(1, int(len(students) * share))]
     for index in chosen:
         line = lines[index]

@@ -27,12 +27,23 @@ SYNC_EPILOG = """exit codes:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    from pydantic import ValidationError
+
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except RostersyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        # The error's own text quotes the value, which may be a secret.
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            print(
+                f"error: setting ROSTERSYNC_{field} is invalid: {error['msg']}.",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
 
 
@@ -220,7 +231,9 @@ def _warn_unset_variables(references: dict[str, dict[str, str]]) -> None:
 
 
 def _source_argument(source: str | None) -> str | None:
-    if source is None or source.startswith(("http://", "https://")):
+    from rostersync.providers.http import is_url
+
+    if source is None or is_url(source):
         return source
     return str(Path(source).expanduser().resolve())
 

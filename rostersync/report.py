@@ -50,9 +50,9 @@ def describe_pull(pull: dict) -> str:
         text += f" ({pull['reason']})"
     if pull.get("requests"):
         text += (
-            f", {pull['requests']} requests, {pull.get('retries', 0)} retries, "
-            f"{pull.get('rate_limited', 0)} rate-limited, "
-            f"{pull.get('waited_seconds', 0):.1f} s waited"
+            f"; requests {pull['requests']}, retries {pull.get('retries', 0)}, "
+            f"rate-limited {pull.get('rate_limited', 0)}, "
+            f"waited {pull.get('waited_seconds', 0):.1f} s"
         )
     return text + "."
 

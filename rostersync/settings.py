@@ -60,6 +60,26 @@ class Settings(BaseSettings):
             "a later reset fails the pull."
         ),
     )
+    http_response_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds one provider response may take to arrive whole; a slower one "
+            "is tried again."
+        ),
+    )
+    http_max_response_mb: int = Field(
+        default=256,
+        ge=1,
+        description="Largest decompressed provider response, in MiB.",
+    )
+    pull_max_seconds: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description=(
+            "Seconds one pull from a provider may run, waits included, before it fails."
+        ),
+    )
     clever_page_size: int = Field(
         default=10_000,
         ge=1,

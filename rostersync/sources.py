@@ -15,15 +15,12 @@ from rostersync.providers.http import (
     RateLimiter,
     RetryPolicy,
     check_base_url,
+    is_url,
     make_client,
 )
 from rostersync.roster import Roster
 from rostersync.settings import Settings, get_settings
 from rostersync.store.districts import IntegrationConfig
-
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
 
 
 def read_roster(

@@ -360,8 +360,24 @@ def test_missing_database_driver_is_a_settings_error(url, capsys, monkeypatch):
 def test_district_add_rejects_unusable_api_access(store_url, capsys, options, problem):
     status = main(["district", "add", "web", "--name", "Web", *options])
 
+    error = capsys.readouterr().err
     assert status == 2
-    assert problem in capsys.readouterr().err
+    assert problem in error
+    assert "pw-hidden" not in error
+    assert "d41d8cd98f00b204e9800998ecf8427e" not in error
+
+
+def test_invalid_setting_is_a_settings_error(store_url, capsys, monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "many")
+    get_settings.cache_clear()
+
+    status = main(["district", "list"])
+    get_settings.cache_clear()
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "ROSTERSYNC_HTTP_MAX_ATTEMPTS is invalid" in error
+    assert "many" not in error
 
 
 def test_district_add_api_source_stores_only_credential_names(

@@ -146,6 +146,7 @@ class OneRosterEmulator(EmulatorServer):
         total_count_header: bool = True,
         link_header: bool = True,
         token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+        page_cap: int | None = None,
     ) -> None:
         super().__init__(now=now, rate_limit_per_minute=rate_limit_per_minute)
         _check_settings(client_id, client_secret, auth, max_limit, token_lifetime)
@@ -155,6 +156,8 @@ class OneRosterEmulator(EmulatorServer):
         self.total_count_header = total_count_header
         self.link_header = link_header
         self.token_lifetime = token_lifetime
+        # Some providers serve fewer records per page than the limit asks for.
+        self.page_cap = page_cap
         self._client_id = client_id
         self._client_secret = client_secret
         self._lock = threading.RLock()
@@ -486,24 +489,24 @@ class OneRosterEmulator(EmulatorServer):
         with self._lock:
             table = self._tables[name]
         ids = self._visible(name, table, record_filter, query.filter_text)
-        page = ids[query.offset : query.offset + query.limit]
+        size = min(query.limit, self.page_cap or query.limit)
+        page = ids[query.offset : query.offset + size]
         records = table.records
         data = b",".join(records[i].raw for i in page)
         body = b'{"' + name.encode() + b'":[' + data + b"]}"
-        return Response(
-            200, body, self._list_headers(exchange.request, query, len(ids))
-        )
+        headers = self._list_headers(exchange.request, query.offset, size, len(ids))
+        return Response(200, body, headers)
 
     def _list_headers(
-        self, request: Request, query: _ListQuery, total: int
+        self, request: Request, offset: int, size: int, total: int
     ) -> dict[str, str]:
         headers = {}
         if self.total_count_header:
             headers["X-Total-Count"] = str(total)
-        if self.link_header and query.offset + query.limit < total:
-            last = (total - 1) // query.limit * query.limit
-            next_url = self._page_url(request, query.limit, query.offset + query.limit)
-            last_url = self._page_url(request, query.limit, last)
+        if self.link_header and offset + size < total:
+            last = (total - 1) // size * size
+            next_url = self._page_url(request, size, offset + size)
+            last_url = self._page_url(request, size, last)
             headers["Link"] = f'<{next_url}>; rel="next", <{last_url}>; rel="last"'
         return headers
 

@@ -78,7 +78,7 @@ class CleverClient:
             next_link = _next_link(body, where)
             if next_link is None:
                 return
-            path, query = self._follow(next_link, collection, where)
+            path, query = self._follow(next_link, collection, query, where)
             key = (path, tuple(sorted(query.items())))
             after = query.get("starting_after")
             if key in seen or (after is not None and after == cursor):
@@ -137,12 +137,14 @@ class CleverClient:
         yield from pages
 
     def _follow(
-        self, link: str, collection: str, where: str
+        self, link: str, collection: str, query: dict[str, str], where: str
     ) -> tuple[str, dict[str, str]]:
-        """Split a next link into path and query, refusing one that leaves the API.
+        """Split a next link into path and query, refusing one that leaves the list.
 
         The link must stay on this collection and this host, because the client
-        sends the district's token with it.
+        sends the district's token with it, and keep the query but for the cursor:
+        a link that changed the role filter would skip the rest of the role's users
+        or request contacts.
         """
         parts = urlsplit(link)
         base = self.http.client.base_url
@@ -155,7 +157,13 @@ class CleverClient:
                 f"Clever's next link after {where} points outside {expected} on "
                 "this host, so it is not followed; nothing was written."
             )
-        return parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+        following = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if _without_cursor(following) != _without_cursor(query):
+            raise ProviderError(
+                f"Clever's next link after {where} changes the query beyond its "
+                "starting_after cursor, so it is not followed; nothing was written."
+            )
+        return parts.path, following
 
     def _cursor_error(self, where: str, problem: str) -> ProviderError:
         return ProviderError(
@@ -288,16 +296,16 @@ def _pull_events(client: CleverClient, source: str, cursor: StoredCursor) -> Ros
 def _log_pull(source: str, roster: Roster, started: float) -> None:
     pull = roster.pull
     logger.info(
-        "clever %s: %s pull, %d requests, %d pages, %s records, %d retries, "
-        "%d rate-limited, %.1f s",
+        "clever %s: %s pull in %.1f s; requests %d, pages %d, retries %d, "
+        "rate-limited %d; records: %s",
         source,
         pull.mode,
+        time.perf_counter() - started,
         pull.requests,
         sum(pull.pages.values()),
-        ", ".join(f"{count} {name}" for name, count in pull.records.items()) or "no",
         pull.retries,
         pull.rate_limited,
-        time.perf_counter() - started,
+        ", ".join(f"{name} {count}" for name, count in pull.records.items()) or "none",
     )
 
 
@@ -317,6 +325,14 @@ def _next_link(body: dict, where: str) -> str | None:
                 )
             return uri
     return None
+
+
+def _without_cursor(query: dict[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in query.items()
+        if name not in ("starting_after", "ending_before")
+    }
 
 
 def _where(path: str, query: dict[str, str]) -> str:

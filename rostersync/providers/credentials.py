@@ -18,7 +18,9 @@ CREDENTIALS = {
     "clever": ("token",),
     "oneroster-rest": ("client_id", "client_secret"),
 }
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Upper case only, so that a token passed by mistake where a name belongs is
+# rejected instead of stored and printed.
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
@@ -29,8 +31,9 @@ def credential_ref(*, env: str | None = None, block: str | None = None) -> dict:
     if env is not None:
         if not _ENV_NAME.match(env):
             raise ConfigurationError(
-                f"Environment variable name {env!r} is invalid; use letters, digits "
-                "and underscores, starting with a letter, such as CLEVER_TOKEN_D12."
+                "The environment variable name is invalid; use upper-case letters, "
+                "digits and underscores, not starting with a digit, such as "
+                "CLEVER_TOKEN_D12. Pass the variable's name, never its value."
             )
         return {"env": env}
     assert block is not None
@@ -66,8 +69,21 @@ def resolve_credential(district_id: str, name: str, reference: Any) -> str:
                 f"holds the integration's {label}, is not set or is empty. Set it in "
                 "the environment of the process or worker that runs the sync."
             )
-        return value.strip()
-    return _secret_block(district_id, label, str(reference["block"]))
+        return _checked(value.strip(), district_id, label, f"variable {variable}")
+    block = str(reference["block"])
+    value = _secret_block(district_id, label, block)
+    return _checked(value, district_id, label, f"Prefect Secret block {block!r}")
+
+
+def _checked(value: str, district_id: str, label: str, where: str) -> str:
+    """Return a credential that can travel in an HTTP header, or raise."""
+    if not value.isprintable():
+        raise ConfigurationError(
+            f"District {district_id}: the {label} in the {where} contains a line "
+            "break or another control character, which no credential has; set it "
+            "again without them."
+        )
+    return value
 
 
 def _secret_block(district_id: str, label: str, block: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import ipaddress
+import json
 import logging
 import random
 import threading
@@ -38,7 +39,34 @@ RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 # recovering.
 MAX_RATE_LIMITED = 50
 RATE_WINDOW_SECONDS = 60.0
-_MAX_PROVIDER_MESSAGE = 200
+# A district of a million students sends a few million enrollments; ten times
+# that is not a roster, and would exhaust memory before the pull ended.
+MAX_RECORDS_PER_COLLECTION = 50_000_000
+# Error codes that responses may quote, from RFC 6749 section 5.2 and the OneRoster
+# imsx_CodeMinorFieldValue vocabulary.
+OAUTH2_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
+)
+ONEROSTER_CODES = frozenset(
+    {
+        "fullsuccess",
+        "invalid_filter_field",
+        "invalid_selection_field",
+        "invaliddata",
+        "unauthorisedrequest",
+        "forbidden",
+        "server_busy",
+        "unknownobject",
+        "internal_server_error",
+    }
+)
 
 Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
 
@@ -51,6 +79,9 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     rate_limit_max_wait_seconds: float = 300.0
+    response_max_seconds: float = 300.0
+    max_response_bytes: int = 256 * 2**20
+    pull_max_seconds: float = 4 * 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -59,6 +90,9 @@ class RetryPolicy:
             backoff_seconds=settings.http_backoff_seconds,
             backoff_max_seconds=settings.http_backoff_max_seconds,
             rate_limit_max_wait_seconds=settings.rate_limit_max_wait_seconds,
+            response_max_seconds=settings.http_response_max_seconds,
+            max_response_bytes=settings.http_max_response_mb * 2**20,
+            pull_max_seconds=settings.pull_max_seconds,
         )
 
     def backoff(self, attempt: int, draw: Callable[[], float] = random.random) -> float:
@@ -128,6 +162,18 @@ class RateLimiter:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
+class _SlowResponse(Exception):
+    """A response body took longer than ``RetryPolicy.response_max_seconds``."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A response with its body read and decompressed."""
+
+    response: httpx.Response
+    content: bytes
+
+
 class ProviderHttp:
     """One provider's HTTP session: the httpx client, retries, limits and figures.
 
@@ -153,6 +199,7 @@ class ProviderHttp:
         self.stats = stats if stats is not None else PullInfo()
         self._sleep = sleep
         self._clock = clock
+        self._started = time.monotonic()
 
     def get_json(
         self, path: str, params: Params = None, *, envelope: str, collection: str
@@ -160,61 +207,115 @@ class ProviderHttp:
         """GET ``path`` and return its decoded body, which has the ``envelope`` list.
 
         Raises ProviderAuthError for 401 and 403, and ProviderError for any other
-        status that is not retried and when the tries run out.
+        status that is not retried, when the tries run out, and when the pull has
+        run longer than ``RetryPolicy.pull_max_seconds``.
         """
         where = _describe(path, params)
         attempt = 0
         rate_limited = 0
         while True:
             attempt += 1
+            self._check_pull_time(where)
             self.stats.waited_seconds += self.limiter.acquire()
             try:
-                response = self._send(path, params)
-            except httpx.TransportError as exc:
+                reply = self._send(path, params)
+            except httpx.RequestError as exc:
                 problem = f"failed with {type(exc).__name__}"
                 self._retry_or_raise(where, attempt, problem)
                 continue
-            status = response.status_code
+            except _SlowResponse:
+                seconds = self.policy.response_max_seconds
+                problem = f"took longer than {seconds:g} s to arrive"
+                self._retry_or_raise(where, attempt, problem)
+                continue
+            status = reply.response.status_code
             if status == 429:
                 rate_limited += 1
                 attempt -= 1
-                self._wait_for_reset(where, response, rate_limited)
+                self._wait_for_reset(where, reply.response, rate_limited)
                 continue
             if status in RETRIED_STATUSES:
                 self._retry_or_raise(where, attempt, f"returned HTTP {status}")
                 continue
-            self._raise_for_status(where, response)
-            body = _decode(response, envelope)
+            self._raise_for_status(where, reply)
+            body = _decode(reply.content, envelope)
             if body is None:
                 problem = (
                     f'returned a 200 body that is not JSON with a "{envelope}" list'
                 )
                 self._retry_or_raise(where, attempt, problem)
                 continue
-            self.stats.pages[collection] = self.stats.pages.get(collection, 0) + 1
-            self.stats.records[collection] = self.stats.records.get(
-                collection, 0
-            ) + len(body[envelope])
-            return body, response
+            self._count(collection, len(body[envelope]), where)
+            return body, reply.response
 
-    def _send(self, path: str, params: Params) -> httpx.Response:
+    def _send(self, path: str, params: Params) -> _Reply:
+        """Send one GET and read its body, within the size and time limits."""
         started = time.perf_counter()
         self.stats.requests += 1
+        request = self.client.build_request("GET", path, params=_query(params))
+        shown = request.url.raw_path.decode("ascii", "replace")
         try:
-            response = self.client.get(path, params=_query(params))
-        except httpx.TransportError as exc:
+            response = self.client.send(request, stream=True)
+            try:
+                content = self._read(response, started, shown)
+            finally:
+                response.close()
+        except (httpx.RequestError, _SlowResponse) as exc:
             logger.debug(
-                "%s GET %s failed with %s", self.provider, path, type(exc).__name__
+                "%s GET %s failed with %s", self.provider, shown, type(exc).__name__
             )
             raise
         logger.debug(
             "%s GET %s %d (%.2f s)",
             self.provider,
-            response.request.url.raw_path.decode("ascii", "replace"),
+            shown,
             response.status_code,
             time.perf_counter() - started,
         )
-        return response
+        return _Reply(response, content)
+
+    def _read(self, response: httpx.Response, started: float, shown: str) -> bytes:
+        """Read a decompressed body, failing when it is too large or too slow.
+
+        The client's timeout applies to each read, so a body sent a byte at a time
+        needs a limit of its own, and a small compressed body can expand without end.
+        """
+        limit = self.policy.max_response_bytes
+        deadline = started + self.policy.response_max_seconds
+        content = bytearray()
+        for chunk in response.iter_bytes():
+            content += chunk
+            if len(content) > limit:
+                raise ProviderError(
+                    f"{self._name()} sent more than {limit // 2**20:,} MiB for GET "
+                    f"{shown} (ROSTERSYNC_HTTP_MAX_RESPONSE_MB), more than a page "
+                    "of roster data needs; nothing was written. Lower the page size "
+                    "or check the source URL."
+                )
+            if time.perf_counter() > deadline:
+                raise _SlowResponse()
+        return bytes(content)
+
+    def _check_pull_time(self, where: str) -> None:
+        elapsed = time.monotonic() - self._started
+        if elapsed > self.policy.pull_max_seconds:
+            raise ProviderError(
+                f"The pull from {self._name()} ran for {elapsed:.0f} s, longer than "
+                f"{self.policy.pull_max_seconds:.0f} s "
+                "(ROSTERSYNC_PULL_MAX_SECONDS), and stopped before request "
+                f"{where}; nothing was written."
+            )
+
+    def _count(self, collection: str, records: int, where: str) -> None:
+        self.stats.pages[collection] = self.stats.pages.get(collection, 0) + 1
+        total = self.stats.records.get(collection, 0) + records
+        self.stats.records[collection] = total
+        if total > MAX_RECORDS_PER_COLLECTION:
+            raise ProviderError(
+                f"{self._name()} sent more than {MAX_RECORDS_PER_COLLECTION:,} "
+                f"{collection} records by request {where}, more than any district "
+                "has; the pull stopped and nothing was written."
+            )
 
     def _retry_or_raise(self, where: str, attempt: int, problem: str) -> None:
         if attempt >= self.policy.max_attempts:
@@ -267,11 +368,11 @@ class ProviderHttp:
         )
         self.limiter.pause(wait)
 
-    def _raise_for_status(self, where: str, response: httpx.Response) -> None:
-        status = response.status_code
+    def _raise_for_status(self, where: str, reply: _Reply) -> None:
+        status = reply.response.status_code
         if status == 200:
             return
-        detail = provider_message(response)
+        detail = provider_code(reply.content)
         if status in (401, 403):
             raise ProviderAuthError(
                 f"{self._name()} rejected the credentials for {where} with HTTP "
@@ -326,30 +427,38 @@ def reset_wait(headers: httpx.Headers, *, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def provider_message(response: httpx.Response) -> str:
-    """Return the provider's own error text as ``: "..."``, shortened, or ""."""
+def provider_code(content: bytes) -> str:
+    """Return the provider's error code as `` (code ...)``, or "" when it has none.
+
+    Only codes from the providers' fixed vocabularies are shown: OneRoster's
+    ``imsx_codeMinorFieldValue`` and OAuth 2's ``error``. A provider's free-text
+    message is never quoted, because it can echo the request's credentials or a
+    record's names.
+    """
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return ""
-    text = None
-    if isinstance(body, dict):
-        for key in ("message", "imsx_description", "error_description", "error"):
-            if isinstance(body.get(key), str):
-                text = body[key]
-                break
-    if not text:
+    if not isinstance(body, dict):
         return ""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    if len(line) > _MAX_PROVIDER_MESSAGE:
-        line = line[: _MAX_PROVIDER_MESSAGE - 1] + "…"
-    return f' ("{line}")' if line else ""
+    code = body.get("error")
+    if code in OAUTH2_ERRORS:
+        return f" (code {code})"
+    minor = body.get("imsx_CodeMinor")
+    fields = minor.get("imsx_codeMinorField") if isinstance(minor, dict) else None
+    for field in fields if isinstance(fields, list) else ():
+        value = (
+            field.get("imsx_codeMinorFieldValue") if isinstance(field, dict) else None
+        )
+        if value in ONEROSTER_CODES:
+            return f" (code {value})"
+    return ""
 
 
-def _decode(response: httpx.Response, envelope: str) -> dict | None:
+def _decode(content: bytes, envelope: str) -> dict | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or not isinstance(body.get(envelope), list):
         return None
@@ -373,6 +482,11 @@ def _query(params: Params) -> httpx.QueryParams:
 # Clients
 
 
+def is_url(source: str) -> bool:
+    """Say whether a source is an http or https URL, in any letter case."""
+    return source[:8].lower().startswith(("http://", "https://"))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -382,7 +496,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str, *, district_id: str | None = None) -> httpx.URL:
+def check_base_url(
+    url: str, *, district_id: str | None = None, label: str = "source"
+) -> httpx.URL:
     """Return ``url`` parsed, or raise ConfigurationError if it may not be used.
 
     HTTPS with certificate verification is required, except on loopback, where the
@@ -394,24 +510,24 @@ def check_base_url(url: str, *, district_id: str | None = None) -> httpx.URL:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise ConfigurationError(
-            f"{prefix}the source is not a valid URL; use one such as "
+            f"{prefix}the {label} is not a valid URL; use one such as "
             "https://api.clever.com."
         ) from exc
     shown = repr(_redacted(parsed))
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(
-            f"{prefix}source {shown} is not an http or https URL with a host; use "
+            f"{prefix}{label} {shown} is not an http or https URL with a host; use "
             "one such as https://api.clever.com."
         )
     if parsed.userinfo or parsed.query or parsed.fragment:
         raise ConfigurationError(
-            f"{prefix}source {shown} holds a user, query or fragment, which are not "
+            f"{prefix}{label} {shown} holds a user, query or fragment, which are not "
             "shown here; give the base URL only, and name the credentials with "
             "--token-env or --client-id-env."
         )
     if parsed.scheme == "http" and not is_loopback(parsed.host):
         raise ConfigurationError(
-            f"{prefix}source {shown} uses plain http to a host that is not "
+            f"{prefix}{label} {shown} uses plain http to a host that is not "
             "loopback, which would send the credentials unencrypted; use https."
         )
     return parsed

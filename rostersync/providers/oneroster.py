@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import httpx
 
 from rostersync.errors import ProviderAuthError, ProviderError
 from rostersync.providers import oauth1
-from rostersync.providers.http import ProviderHttp, provider_message
+from rostersync.providers.http import ProviderHttp, provider_code
 from rostersync.readers.oneroster_rest import OneRosterRestBuilder
 from rostersync.roster import CursorUpdate, Roster
 
@@ -136,7 +137,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         if status in (400, 401, 403):
             raise ProviderAuthError(
                 f"The OAuth 2 token endpoint rejected the client id and secret "
-                f"({where}, HTTP {status}{provider_message(response)}). Ask the "
+                f"({where}, HTTP {status}{provider_code(response.content)}). Ask the "
                 "district for new ClassLink credentials, update the environment "
                 "variables or Prefect Secret blocks the integration names, and run "
                 "the sync again.",
@@ -154,7 +155,8 @@ class OAuth2ClientCredentials(httpx.Auth):
                 status=status,
             )
         lifetime = body.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, int | float) else 3600.0
+        usable = isinstance(lifetime, int | float) and not isinstance(lifetime, bool)
+        seconds = float(lifetime) if usable and math.isfinite(lifetime) else 3600.0
         self._token = token
         self._expires_at = self._clock() + max(
             0.0, seconds - TOKEN_RENEWAL_MARGIN_SECONDS
@@ -180,9 +182,16 @@ class OneRosterClient:
     def pages(
         self, collection: str, filter_expression: str | None = None
     ) -> Iterator[tuple[dict, str, int | None]]:
-        """Yield each page of ``collection``, the request, and its X-Total-Count."""
+        """Yield each page of ``collection``, the request, and its X-Total-Count.
+
+        A provider may serve fewer records than ``limit`` asks for, so a short page
+        ends the collection only when nothing says more follow. The signs, in order:
+        X-Total-Count, a ``Link`` header with or without ``rel="next"``, and a page
+        shorter than an earlier one. Otherwise one more request confirms the end.
+        """
         path = f"{self.base_path}/{collection}"
         offset = 0
+        largest = 0
         for _ in range(MAX_PAGES):
             params = [("limit", str(self.page_size)), ("offset", str(offset))]
             if filter_expression:
@@ -195,12 +204,35 @@ class OneRosterClient:
             yield body, f"GET {path}?{query}", total
             received = len(body[collection])
             offset += received
-            if received < self.page_size or (total is not None and offset >= total):
+            if received == 0 or _is_last_page(
+                response, received, self.page_size, largest, offset, total
+            ):
                 return
+            largest = max(largest, received)
         raise ProviderError(
             f"The OneRoster API's {collection} did not end within {MAX_PAGES:,} "
             "pages; the pull stopped and nothing was written."
         )
+
+
+def _is_last_page(
+    response: httpx.Response,
+    received: int,
+    limit: int,
+    largest: int,
+    offset: int,
+    total: int | None,
+) -> bool:
+    """Say whether a page that held records was the collection's last one."""
+    if total is not None:
+        return offset >= total
+    if "link" in response.headers:
+        return "next" not in response.links
+    if received >= limit:
+        return False
+    # A page shorter than an earlier one is the end; a short first page may be the
+    # provider's page size, which only the next request shows.
+    return largest > 0 and received < largest
 
 
 def pull_oneroster(
@@ -302,8 +334,8 @@ def _total_count(response: httpx.Response, collection: str) -> int | None:
         total = -1
     if total < 0:
         raise ProviderError(
-            f"The OneRoster API sent X-Total-Count {value[:20]!r} for {collection}, "
-            "which is not a count; nothing was written."
+            f"The OneRoster API sent an X-Total-Count for {collection} that is not "
+            "a count of records; nothing was written."
         )
     return total
 
@@ -317,14 +349,14 @@ def _timestamp(moment: datetime) -> str:
 def _log_pull(source: str, roster: Roster, started: float) -> None:
     pull = roster.pull
     logger.info(
-        "oneroster %s: %s pull, %d requests, %d pages, %s records, %d retries, "
-        "%d rate-limited, %.1f s",
+        "oneroster %s: %s pull in %.1f s; requests %d, pages %d, retries %d, "
+        "rate-limited %d; records: %s",
         source,
         pull.mode,
+        time.perf_counter() - started,
         pull.requests,
         sum(pull.pages.values()),
-        ", ".join(f"{count} {name}" for name, count in pull.records.items()) or "no",
         pull.retries,
         pull.rate_limited,
-        time.perf_counter() - started,
+        ", ".join(f"{name} {count}" for name, count in pull.records.items()) or "none",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,7 +120,7 @@ class CleverRosterBuilder:
         for index, event_id, event in self._records(page, where):
             with self._field_errors(where, index, event_id):
                 self._apply_event(event)
-            self.last_event = (event_id, _text(event.get("created"), "created"))
+                self.last_event = (event_id, _text(event.get("created"), "created"))
 
     # Result
 
@@ -582,6 +583,8 @@ def _text(value: Any, field: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _InvalidField(f"{field} is {value}, expected a string.")
         return str(value)
     raise _InvalidField(f"{field} is a JSON {_json_type(value)}, expected a string.")
 

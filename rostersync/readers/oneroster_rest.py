@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -396,6 +397,8 @@ def _text(value: Any, field: str) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _InvalidField(f"{field} is {value}, expected a string.")
         return str(value)
     raise _InvalidField(f"{field} is a JSON {_json_type(value)}, expected a string.")
 

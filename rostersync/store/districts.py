@@ -305,12 +305,14 @@ def check_source(provider: str, source: str) -> None:
 def _check_api_source(provider: str, source: str) -> None:
     from rostersync.providers.http import check_base_url
 
+    # The URL is checked first, because its messages hide a user or query, which
+    # could hold a credential.
+    url = check_base_url(source)
     if provider == "oneroster-csv":
         raise ConfigurationError(
             f"Source {source!r} is a URL, but a OneRoster CSV set is read from a "
             "folder or zip; for the OneRoster REST API use --provider oneroster-rest."
         )
-    url = check_base_url(source)
     if provider == "clever" and url.path not in ("", "/"):
         raise ConfigurationError(
             f"Source {source!r} has a path; a Clever source is the API's origin, "
@@ -332,6 +334,13 @@ def check_access(
     from rostersync.providers.http import check_base_url
 
     needed = CREDENTIALS.get(provider, ())
+    if provider != "oneroster-rest" and (auth or token_url):
+        raise ConfigurationError(
+            f"District {district_id}: --auth and --token-url apply to provider "
+            f"oneroster-rest only, not to {provider}."
+        )
+    if token_url:
+        check_base_url(token_url, district_id=district_id, label="token URL")
     for name in sorted(set(credentials_ref) - set(needed)):
         option = name.replace("_", "-")
         raise ConfigurationError(
@@ -357,14 +366,12 @@ def check_access(
             f"Authentication {auth!r} is not supported; use oauth1 (request "
             "signing, ClassLink's default) or oauth2 (client credentials)."
         )
-    if auth == "oauth2":
-        if not token_url:
-            raise ConfigurationError(
-                f"District {district_id}: OAuth 2 needs the token endpoint; pass "
-                "--token-url URL, such as ClassLink's "
-                "https://launchpad.classlink.com/oauth2/v2/token."
-            )
-        check_base_url(token_url, district_id=district_id)
+    if auth == "oauth2" and not token_url:
+        raise ConfigurationError(
+            f"District {district_id}: OAuth 2 needs the token endpoint; pass "
+            "--token-url URL, such as ClassLink's "
+            "https://launchpad.classlink.com/oauth2/v2/token."
+        )
 
 
 def _check_incremental(provider: str, source: str, incremental: bool) -> None:
@@ -378,7 +385,9 @@ def _check_incremental(provider: str, source: str, incremental: bool) -> None:
 
 
 def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    from rostersync.providers.http import is_url
+
+    return is_url(source)
 
 
 def _school_year_on(day: date) -> int:

@@ -521,6 +521,8 @@ def test_credentials_appear_in_no_output(store_url, tmp_path):
         )
     assert ok.status == "completed"
     assert rejected.status == "failed"
+    # The client's own lines reach the run's logs, and they hold no secret.
+    assert ": full pull in " in published
     for secret in (CLIENT_SECRET, TOKEN):
         assert secret not in published
         assert secret not in stored

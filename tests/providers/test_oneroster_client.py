@@ -192,7 +192,7 @@ def test_paging_stops_at_the_total_count(emulator, folder):
     assert roster.pull.pages["users"] == math.ceil(users / PAGE_SIZE)
 
 
-def test_paging_stops_on_a_short_page_without_a_total(folder):
+def test_paging_follows_link_headers_without_a_total(folder):
     server = start(folder, total_count_header=False)
     try:
         roster = read_roster(integration(server.base_url))
@@ -200,8 +200,42 @@ def test_paging_stops_on_a_short_page_without_a_total(folder):
         server.stop()
 
     users = count(folder, "users")
-    # Without a total, a full last page needs one more, empty page to end.
-    assert roster.pull.pages["users"] == users // PAGE_SIZE + 1
+    assert roster.pull.pages["users"] == math.ceil(users / PAGE_SIZE)
+    assert_same_roster(roster, folder)
+
+
+def test_short_page_ends_paging_without_headers(folder):
+    server = start(folder, total_count_header=False, link_header=False)
+    try:
+        roster = read_roster(integration(server.base_url))
+    finally:
+        server.stop()
+
+    users = count(folder, "users")
+    # The last page is shorter than the earlier ones, unless it is full; a full
+    # last page needs one more, empty page to end.
+    expected = users // PAGE_SIZE + 1
+    assert roster.pull.pages["users"] == expected
+    # A first page shorter than the limit is confirmed by one more request.
+    assert roster.pull.pages["orgs"] == 2
+    assert_same_roster(roster, folder)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="total-and-link"),
+        pytest.param({"total_count_header": False}, id="link-only"),
+        pytest.param({"total_count_header": False, "link_header": False}, id="none"),
+    ],
+)
+def test_provider_serving_smaller_pages_is_read_whole(folder, headers):
+    server = start(folder, page_cap=PAGE_SIZE - 7, **headers)
+    try:
+        roster = read_roster(integration(server.base_url))
+    finally:
+        server.stop()
+
     assert_same_roster(roster, folder)
 
 

@@ -1,0 +1,265 @@
+"""Responses no provider should send, from a scripted server on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from rostersync.errors import (
+    ConfigurationError,
+    ProviderAuthError,
+    ProviderError,
+    RosterSourceError,
+)
+from rostersync.settings import get_settings
+from rostersync.sources import read_roster
+from rostersync.store.districts import IntegrationConfig
+from tests.providers.scripted import Reply, ScriptedServer
+
+TOKEN = "scripted-token-2c4e"
+STUDENT_NAME = "Quillonia Bramblethorpe"
+
+pytestmark = pytest.mark.usefixtures("fast_retries")
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch):
+    monkeypatch.setenv("SCRIPTED_TOKEN", TOKEN)
+    monkeypatch.setenv("SCRIPTED_ID", "client")
+    monkeypatch.setenv("SCRIPTED_SECRET", "scripted-secret-88")
+
+
+def clever(url: str, **options) -> IntegrationConfig:
+    return IntegrationConfig(
+        district_id="d-x",
+        provider="clever",
+        source=url,
+        timezone="UTC",
+        contract_start=None,
+        contract_end=None,
+        school_year=2026,
+        removal_threshold=None,
+        status="active",
+        status_reason=None,
+        data_manager_id=None,
+        credentials_ref={"token": {"env": "SCRIPTED_TOKEN"}},
+        **options,
+    )
+
+
+def oneroster(url: str, **options) -> IntegrationConfig:
+    values = {
+        "district_id": "d-x",
+        "provider": "oneroster-rest",
+        "source": url,
+        "timezone": "UTC",
+        "contract_start": None,
+        "contract_end": None,
+        "school_year": 2026,
+        "removal_threshold": None,
+        "status": "active",
+        "status_reason": None,
+        "data_manager_id": None,
+        "credentials_ref": {
+            "client_id": {"env": "SCRIPTED_ID"},
+            "client_secret": {"env": "SCRIPTED_SECRET"},
+        },
+        "auth": "oauth1",
+    }
+    values.update(options)
+    return IntegrationConfig(**values)
+
+
+def clever_page(records: list[dict], next_uri: str | None = None) -> bytes:
+    links = [{"rel": "next", "uri": next_uri}] if next_uri else []
+    data = [{"data": record, "uri": f"/v3.0/x/{record['id']}"} for record in records]
+    return json.dumps({"data": data, "links": links}).encode()
+
+
+def empty_clever(path, query, headers) -> Reply:
+    return Reply(body=clever_page([]))
+
+
+def test_provider_error_text_is_never_quoted():
+    def script(path, query, headers):
+        message = f"token {headers.get('Authorization')} revoked for {STUDENT_NAME}"
+        return Reply(401, json.dumps({"message": message}).encode())
+
+    with ScriptedServer(script) as server, pytest.raises(ProviderAuthError) as raised:
+        read_roster(clever(server.base_url))
+
+    assert TOKEN not in str(raised.value)
+    assert STUDENT_NAME not in str(raised.value)
+    assert "HTTP 401" in str(raised.value)
+
+
+def test_provider_error_code_from_the_vocabulary_is_shown():
+    body = {
+        "imsx_codeMajor": "failure",
+        "imsx_severity": "error",
+        "imsx_description": f"No access for {STUDENT_NAME}",
+        "imsx_CodeMinor": {
+            "imsx_codeMinorField": [
+                {
+                    "imsx_codeMinorFieldName": "TargetEndSystem",
+                    "imsx_codeMinorFieldValue": "forbidden",
+                }
+            ]
+        },
+    }
+
+    def script(path, query, headers):
+        return Reply(403, json.dumps(body).encode())
+
+    with ScriptedServer(script) as server, pytest.raises(ProviderAuthError) as raised:
+        read_roster(oneroster(server.base_url))
+
+    assert "(code forbidden)" in str(raised.value)
+    assert STUDENT_NAME not in str(raised.value)
+
+
+def test_next_link_that_changes_the_role_filter_is_refused():
+    def script(path, query, headers):
+        first = "starting_after" not in query
+        if path == "/v3.0/users" and query.get("role") == "student" and first:
+            record = {"id": "u1", "roles": {"student": {"school": "s1"}}}
+            next_uri = "/v3.0/users?limit=10000&role=teacher&starting_after=u1"
+            return Reply(body=clever_page([record], next_uri))
+        return Reply(body=clever_page([]))
+
+    with (
+        ScriptedServer(script) as server,
+        pytest.raises(ProviderError, match="changes the query"),
+    ):
+        read_roster(clever(server.base_url))
+
+
+def test_decompressed_body_larger_than_the_limit_fails(monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_RESPONSE_MB", "1")
+    get_settings.cache_clear()
+    bomb = gzip.compress(b'{"data": [' + b" " * (8 * 2**20) + b"]}")
+
+    def script(path, query, headers):
+        return Reply(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    with (
+        ScriptedServer(script) as server,
+        pytest.raises(ProviderError, match="more than 1 MiB"),
+    ):
+        read_roster(clever(server.base_url, incremental=False))
+
+    assert len(bomb) < 2**20
+
+
+def test_body_sent_too_slowly_is_tried_again(monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_RESPONSE_MAX_SECONDS", "0.3")
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "2")
+    get_settings.cache_clear()
+
+    def script(path, query, headers):
+        return Reply(body=clever_page([]), trickle=0.05)
+
+    with ScriptedServer(script) as server:
+        with pytest.raises(ProviderError, match="took longer than 0.3 s to arrive"):
+            read_roster(clever(server.base_url, incremental=False))
+        sent = len(server.requests)
+
+    assert sent == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        pytest.param(
+            b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {}, id="deep"
+        ),
+        pytest.param(b"<html>maintenance</html>", {}, id="html"),
+        pytest.param(b"not gzip at all", {"Content-Encoding": "gzip"}, id="bad-gzip"),
+    ],
+)
+def test_unreadable_body_is_tried_then_fails(monkeypatch, body, headers):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "2")
+    get_settings.cache_clear()
+
+    def script(path, query, headers_in):
+        return Reply(body=body, headers=headers)
+
+    with ScriptedServer(script) as server:
+        with pytest.raises(ProviderError, match="on all 2 tries"):
+            read_roster(clever(server.base_url, incremental=False))
+        sent = len(server.requests)
+
+    assert sent == 2
+
+
+def test_event_with_a_bad_created_field_names_it():
+    def script(path, query, headers):
+        if path == "/v3.0/events":
+            event = {
+                "id": "e2",
+                "type": "users.updated",
+                "created": {"when": "now"},
+                "data": {"object": {"id": "u1", "roles": {}}},
+            }
+            return Reply(body=clever_page([event]))
+        return Reply(body=clever_page([]))
+
+    with (
+        ScriptedServer(script) as server,
+        pytest.raises(RosterSourceError, match="created is a JSON object"),
+    ):
+        read_roster(clever(server.base_url, incremental=True, cursor="e1"))
+
+
+def test_capped_pages_without_headers_are_read_whole():
+    users = [
+        {"sourcedId": f"u{n}", "role": "student", "orgs": [], "status": "active"}
+        for n in range(25)
+    ]
+
+    def script(path, query, headers):
+        collection = path.rsplit("/", 1)[-1]
+        records = users if collection == "users" else []
+        offset = int(query.get("offset", 0))
+        # The provider serves 10 records a page, whatever the limit.
+        page = records[offset : offset + 10]
+        return Reply(body=json.dumps({collection: page}).encode())
+
+    with ScriptedServer(script) as server:
+        roster = read_roster(oneroster(server.base_url))
+
+    assert len(roster.users) == 25
+
+
+def test_credential_with_a_line_break_is_rejected(monkeypatch):
+    monkeypatch.setenv("SCRIPTED_TOKEN", "abc\nX-Injected: 1")
+
+    with ScriptedServer(empty_clever) as server:
+        with pytest.raises(ConfigurationError, match="line break"):
+            read_roster(clever(server.base_url))
+        sent = server.requests
+
+    assert sent == []
+
+
+def test_token_endpoint_lifetime_that_is_not_a_number_is_ignored():
+    tokens = []
+
+    def script(path, query, headers):
+        if path == "/token":
+            tokens.append(1)
+            body = {"access_token": "t", "token_type": "Bearer", "expires_in": True}
+            return Reply(body=json.dumps(body).encode())
+        collection = path.rsplit("/", 1)[-1]
+        return Reply(body=json.dumps({collection: []}).encode())
+
+    with ScriptedServer(script) as server:
+        read_roster(
+            oneroster(
+                server.base_url, auth="oauth2", token_url=f"{server.base_url}/token"
+            )
+        )
+
+    assert len(tokens) == 1

@@ -33,6 +33,9 @@ STUDENT_HAS_SCHOOL = "student_has_school"
 # The user's role is a student or educator role, or the record is a removal, which
 # needs no role (a Clever deletion event may carry no roles).
 KIND_IS_KNOWN = "kind_is_known"
+# The user's role, or a mark for a removal without one, so that a delta holding
+# only removals is not taken for a pull whose role column is empty.
+ROLE_OR_REMOVAL = "role_or_removal"
 
 # Suite parameter: 1 when a bulk pull must contain users, otherwise 0.
 MIN_USER_ROWS = "min_user_rows"
@@ -63,7 +66,7 @@ def blocking_expectations() -> list[Expectation]:
         ),
         *provider_id_checks("user"),
         gxe.ExpectColumnValuesToNotBeNull(
-            column="role",
+            column=ROLE_OR_REMOVAL,
             mostly=ANY_ROW,
             **check_fields(
                 "role_is_filled",

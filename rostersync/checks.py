@@ -305,7 +305,13 @@ def _user_columns(users: pd.DataFrame, shared: list[str]) -> dict[str, np.ndarra
         user_expectations.SCHOOLS_ARE_SHARED: schools_are_shared,
         user_expectations.STUDENT_HAS_SCHOOL: student_has_school,
         user_expectations.KIND_IS_KNOWN: kind_is_known | removal,
+        user_expectations.ROLE_OR_REMOVAL: _role_or_removal(users, removal),
     }
+
+
+def _role_or_removal(users: pd.DataFrame, removal: np.ndarray) -> pd.Series:
+    role = users["role"].astype("string").reset_index(drop=True)
+    return role.mask(pd.Series(removal) & role.isna(), TO_BE_DELETED)
 
 
 def _school_membership(

@@ -140,13 +140,14 @@ class Roster:
 def cursor_to_store(roster: Roster, quarantined: int) -> CursorUpdate | None:
     """Return the cursor to store when the pull is applied; None keeps the stored one.
 
-    An incremental pull with quarantined records clears the cursor. Their changes
-    were read and will not be sent again, so only a full pull reads the corrected
-    records.
+    A pull with quarantined records clears the cursor, so the next pull is full.
+    Neither a quarantined record nor what depends on it (a quarantined user's
+    enrollments) comes again in an incremental pull once the record is fixed,
+    unless the provider changes the dependent records too.
     """
     if roster.cursor is None:
         return None
-    if roster.pull.mode == "incremental" and quarantined:
+    if quarantined:
         return CursorUpdate(None, None)
     return roster.cursor
 

@@ -14,6 +14,7 @@ from rostersync.providers.http import (
     ProviderHttp,
     RateLimiter,
     RetryPolicy,
+    TokenSource,
     check_base_url,
     is_url,
     make_client,
@@ -106,15 +107,18 @@ def _pull_oneroster(
     district_id = integration.district_id
     client_id = resolve_credential(district_id, "client_id", refs.get("client_id"))
     secret = resolve_credential(district_id, "client_secret", refs.get("client_secret"))
-    auth: httpx.Auth
+    auth: httpx.Auth | None = None
+    token_source = None
     if integration.auth == "oauth2":
         if not integration.token_url:
             raise ConfigurationError(
                 f"District {district_id}: OAuth 2 needs the token endpoint; set it "
                 f"with `rostersync district update {district_id} --token-url URL`."
             )
-        check_base_url(integration.token_url, district_id=district_id)
-        auth = OAuth2ClientCredentials(integration.token_url, client_id, secret)
+        check_base_url(
+            integration.token_url, district_id=district_id, label="token URL"
+        )
+        token_source = OAuth2ClientCredentials(integration.token_url, client_id, secret)
     else:
         auth = OAuth1Signer(client_id, secret)
     limiter = RateLimiter.for_key(
@@ -122,7 +126,9 @@ def _pull_oneroster(
     )
     path = url.path.rstrip("/")
     base_path = path if path.endswith(BASE_PATH) else path + BASE_PATH
-    with _session(integration, settings, auth, limiter, transport) as http:
+    with _session(
+        integration, settings, auth, limiter, transport, token_source
+    ) as http:
         return pull_oneroster(
             OneRosterClient(
                 http, page_size=settings.oneroster_page_size, base_path=base_path
@@ -138,9 +144,10 @@ def _pull_oneroster(
 def _session(
     integration: IntegrationConfig,
     settings: Settings,
-    auth: httpx.Auth,
+    auth: httpx.Auth | None,
     limiter: RateLimiter,
     transport: httpx.BaseTransport | None,
+    token_source: TokenSource | None = None,
 ) -> Iterator[ProviderHttp]:
     """Open the HTTP session of one pull on the source's origin, and close it."""
     url = httpx.URL(integration.source)
@@ -154,6 +161,7 @@ def _session(
             provider=integration.provider,
             policy=RetryPolicy.from_settings(settings),
             limiter=limiter,
+            token_source=token_source,
         )
 
 

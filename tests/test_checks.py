@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import expectations.enrollments
@@ -1076,3 +1077,25 @@ def test_delta_with_most_of_the_store_bad_is_blocked() -> None:
     )
 
     assert [f.check for f in report.blocking] == ["most_users_are_valid"]
+
+
+def test_delta_of_removals_without_roles_is_not_blocked() -> None:
+    roster = delta_without_schools()
+    roster.users["role"] = pd.NA
+    roster.users["kind"] = pd.NA
+    roster.users["status"] = "tobedeleted"
+
+    report = run_checks(
+        roster, shared_school_ids=None, known_school_ids={"s9"}, store_active_users=60
+    )
+
+    assert report.blocking == []
+    assert report.quarantined["users"] == set()
+
+
+def test_users_without_any_role_still_block() -> None:
+    users = {**user_columns(), "role": [None] * 4, "kind": [None] * 4}
+
+    report = run_checks(build_roster(users=users))
+
+    assert "role_is_filled" in {f.check for f in report.blocking}

@@ -225,6 +225,40 @@ def test_district_update_changes_threshold_with_audit(store_url, tmp_path, capsy
     assert "removal threshold 40" in capsys.readouterr().out
 
 
+@pytest.mark.real_input
+def test_district_update_that_changes_nothing_is_not_audited(store_url, tmp_path):
+    add_lepo(tmp_path)
+    main(["district", "update", "lepo", "--removal-threshold", "40"])
+
+    status = main(["district", "update", "lepo", "--removal-threshold", "40"])
+
+    with get_engine().connect() as connection:
+        updates = connection.execute(
+            sa.text(
+                "select count(*) from integration_changes "
+                "where kind = 'district_updated'"
+            )
+        ).scalar_one()
+    assert status == 0
+    assert updates == 1
+
+
+def test_district_update_new_source_clears_the_cursor(store_url, capsys):
+    main(["district", "add", "web", "--name", "Web", "--provider", "clever",
+          "--source", "https://api.clever.com", "--token-env", "T"])  # fmt: skip
+    with get_engine().begin() as connection:
+        connection.execute(sa.text("update integrations set events_cursor = 'e9'"))
+
+    status = main(["district", "update", "web", "--source", "http://127.0.0.1:9"])
+
+    with get_engine().connect() as connection:
+        cursor = connection.execute(
+            sa.text("select events_cursor from integrations")
+        ).scalar_one()
+    assert status == 0
+    assert cursor is None
+
+
 def test_district_update_unknown_district_exits_two(store_url, capsys):
     status = main(["district", "update", "nowhere", "--removal-threshold", "3"])
 

@@ -109,7 +109,9 @@ class CleverClient:
                 "Clever's newest event has no id, so no cursor can be kept; the "
                 "response is not a v3.0 events list."
             )
-        return event["id"], _parse_time(event.get("created"))
+        # An event time that cannot be read counts as now, so the cursor still
+        # ages out of the window.
+        return event["id"], _parse_time(event.get("created")) or datetime.now(UTC)
 
     def events_after(self, event_id: str) -> Iterator[tuple[dict, str]]:
         """Yield the pages of events after ``event_id``, oldest first.
@@ -139,12 +141,12 @@ class CleverClient:
     def _follow(
         self, link: str, collection: str, query: dict[str, str], where: str
     ) -> tuple[str, dict[str, str]]:
-        """Split a next link into path and query, refusing one that leaves the list.
+        """Return the next request: this request's query with the link's cursor.
 
         The link must stay on this collection and this host, because the client
-        sends the district's token with it, and keep the query but for the cursor:
-        a link that changed the role filter would skip the rest of the role's users
-        or request contacts.
+        sends the district's token with it. Only its ``starting_after`` is taken,
+        so a link that drops or changes the role filter can neither skip the
+        role's users nor request contacts.
         """
         parts = urlsplit(link)
         base = self.http.client.base_url
@@ -157,13 +159,13 @@ class CleverClient:
                 f"Clever's next link after {where} points outside {expected} on "
                 "this host, so it is not followed; nothing was written."
             )
-        following = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if _without_cursor(following) != _without_cursor(query):
+        after = dict(parse_qsl(parts.query)).get("starting_after", "").strip()
+        if not after:
             raise ProviderError(
-                f"Clever's next link after {where} changes the query beyond its "
-                "starting_after cursor, so it is not followed; nothing was written."
+                f"Clever's next link after {where} has no starting_after cursor, so "
+                "the next page cannot be requested; nothing was written."
             )
-        return parts.path, following
+        return expected, {**_without_cursor(query), "starting_after": after}
 
     def _cursor_error(self, where: str, problem: str) -> ProviderError:
         return ProviderError(
@@ -288,7 +290,8 @@ def _pull_events(client: CleverClient, source: str, cursor: StoredCursor) -> Ros
         roster.cursor = CursorUpdate(cursor.event_id, cursor.taken_at)
     else:
         event_id, created = builder.last_event
-        roster.cursor = CursorUpdate(event_id, _parse_time(created) or cursor.taken_at)
+        taken_at = _parse_time(created) or datetime.now(UTC)
+        roster.cursor = CursorUpdate(event_id, taken_at)
     _log_pull(source, roster, started)
     return roster
 

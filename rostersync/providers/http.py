@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -166,6 +167,31 @@ class _SlowResponse(Exception):
     """A response body took longer than ``RetryPolicy.response_max_seconds``."""
 
 
+class TokenUnavailable(Exception):
+    """The token endpoint failed in a way that a later try may not.
+
+    ``wait`` is the reset a 429 announced, in seconds; None means the usual
+    backoff applies.
+    """
+
+    def __init__(self, problem: str, *, wait: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.wait = wait
+
+
+class TokenSource(Protocol):
+    """A bearer token that ``ProviderHttp`` asks for before each request."""
+
+    def token(self, http: ProviderHttp) -> str:
+        """Return a token, fetching one with ``http.post_form`` when needed."""
+        ...
+
+    def discard(self) -> None:
+        """Forget the token, which the provider rejected."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Reply:
     """A response with its body read and decompressed."""
@@ -189,10 +215,12 @@ class ProviderHttp:
         policy: RetryPolicy,
         limiter: RateLimiter,
         stats: PullInfo | None = None,
+        token_source: TokenSource | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
+        self.token_source = token_source
         self.provider = provider
         self.policy = policy
         self.limiter = limiter
@@ -213,6 +241,7 @@ class ProviderHttp:
         where = _describe(path, params)
         attempt = 0
         rate_limited = 0
+        renewed = False
         while True:
             attempt += 1
             self._check_pull_time(where)
@@ -228,11 +257,27 @@ class ProviderHttp:
                 problem = f"took longer than {seconds:g} s to arrive"
                 self._retry_or_raise(where, attempt, problem)
                 continue
+            except TokenUnavailable as exc:
+                if exc.wait is None:
+                    self._retry_or_raise(where, attempt, exc.problem)
+                else:
+                    rate_limited += 1
+                    attempt -= 1
+                    self._wait(where, exc.wait, rate_limited)
+                continue
             status = reply.response.status_code
+            if status == 401 and self.token_source is not None and not renewed:
+                # The token may have expired or been revoked early: one new token
+                # and one more try, which uses up no try of the request.
+                self.token_source.discard()
+                renewed = True
+                attempt -= 1
+                continue
             if status == 429:
                 rate_limited += 1
                 attempt -= 1
-                self._wait_for_reset(where, reply.response, rate_limited)
+                wait = reset_wait(reply.response.headers, now=self._clock())
+                self._wait(where, wait, rate_limited)
                 continue
             if status in RETRIED_STATUSES:
                 self._retry_or_raise(where, attempt, f"returned HTTP {status}")
@@ -254,6 +299,9 @@ class ProviderHttp:
         self.stats.requests += 1
         request = self.client.build_request("GET", path, params=_query(params))
         shown = request.url.raw_path.decode("ascii", "replace")
+        if self.token_source is not None:
+            token = self.token_source.token(self)
+            request.headers["Authorization"] = f"Bearer {token}"
         try:
             response = self.client.send(request, stream=True)
             try:
@@ -267,6 +315,32 @@ class ProviderHttp:
             raise
         logger.debug(
             "%s GET %s %d (%.2f s)",
+            self.provider,
+            shown,
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        return _Reply(response, content)
+
+    def post_form(
+        self, url: str, form: dict[str, str], headers: dict[str, str]
+    ) -> _Reply:
+        """POST a form to ``url`` (a token endpoint) within the size and time limits.
+
+        Raises httpx.RequestError or a slow-response error, which ``get_json``
+        tries again like its own.
+        """
+        started = time.perf_counter()
+        self.stats.requests += 1
+        request = self.client.build_request("POST", url, data=form, headers=headers)
+        shown = request.url.raw_path.decode("ascii", "replace")
+        response = self.client.send(request, stream=True, auth=None)
+        try:
+            content = self._read(response, started, shown)
+        finally:
+            response.close()
+        logger.debug(
+            "%s POST %s %d (%.2f s)",
             self.provider,
             shown,
             response.status_code,
@@ -339,11 +413,9 @@ class ProviderHttp:
         self.stats.waited_seconds += wait
         self._sleep(wait)
 
-    def _wait_for_reset(
-        self, where: str, response: httpx.Response, rate_limited: int
-    ) -> None:
+    def _wait(self, where: str, wait: float | None, rate_limited: int) -> None:
+        """Wait out a 429 whose reset is ``wait`` seconds away (None: unknown)."""
         self.stats.rate_limited += 1
-        wait = reset_wait(response.headers, now=self._clock())
         limit = self.policy.rate_limit_max_wait_seconds
         if wait is None:
             wait = min(limit, RATE_WINDOW_SECONDS)

@@ -10,6 +10,7 @@ carry an OAuth 2 client-credentials token.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import time
@@ -21,17 +22,26 @@ import httpx
 
 from rostersync.errors import ProviderAuthError, ProviderError
 from rostersync.providers import oauth1
-from rostersync.providers.http import ProviderHttp, provider_code
+from rostersync.providers.http import (
+    RATE_WINDOW_SECONDS,
+    ProviderHttp,
+    TokenUnavailable,
+    provider_code,
+    reset_wait,
+)
 from rostersync.readers.oneroster_rest import OneRosterRestBuilder
 from rostersync.roster import CursorUpdate, Roster
 
 logger = logging.getLogger(__name__)
 
 BASE_PATH = "/ims/oneroster/v1p1"
-# Orgs are always pulled whole, because users' schools resolve through the org
-# tree; academic sessions are few.
-FULL_COLLECTIONS = ("orgs", "academicSessions")
-DELTA_COLLECTIONS = ("users", "classes", "enrollments")
+# The collections in the order they are pulled, and those a delta may filter.
+# Orgs are pulled whole because users' schools resolve through the org tree.
+# Enrollments are pulled whole because an enrollment that moves to another class
+# keeps its sourcedId, while the store knows enrollments by class, user and role,
+# so only a whole pull shows the old one is gone. Academic sessions are few.
+COLLECTIONS = ("orgs", "academicSessions", "users", "classes", "enrollments")
+DELTA_COLLECTIONS = ("users", "classes")
 # A delta requests records changed since the previous pull began, less this
 # margin, which covers a difference between the provider's clock and ours.
 # Reading a changed record twice changes nothing.
@@ -65,18 +75,14 @@ class OAuth1Signer(httpx.Auth):
         yield request
 
 
-class TokenEndpointError(httpx.TransportError):
-    """The token endpoint returned 5xx or 429, so a later try may succeed."""
-
-
-class OAuth2ClientCredentials(httpx.Auth):
-    """Send an OAuth 2 client-credentials token, renewed once when a request gets 401.
+class OAuth2ClientCredentials:
+    """An OAuth 2 client-credentials token, which ``ProviderHttp`` sends as a bearer.
 
     The token is requested with HTTP Basic authentication of the client id and
-    secret, and kept in memory only.
+    secret, kept in memory only, renewed before it expires, and discarded when a
+    request gets 401 (``ProviderHttp`` then fetches one new token and tries once
+    more).
     """
-
-    requires_response_body = True
 
     def __init__(
         self,
@@ -97,61 +103,52 @@ class OAuth2ClientCredentials(httpx.Auth):
     def __repr__(self) -> str:
         return f"OAuth2ClientCredentials(token_url={self._token_url!r})"
 
-    def auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._token is None or self._clock() >= self._expires_at:
-            token_response = yield self._token_request()
-            self._store(token_response)
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        # The token may have expired or been revoked early: one new token, one try.
-        token_response = yield self._token_request()
-        self._store(token_response)
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-    def _token_request(self) -> httpx.Request:
+    def token(self, http: ProviderHttp) -> str:
+        """Return the current token, requesting a new one when it is near expiry."""
+        if self._token is not None and self._clock() < self._expires_at:
+            return self._token
         form = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = self._scope
-        return httpx.Request(
-            "POST",
+        reply = http.post_form(
             self._token_url,
-            data=form,
-            headers={
-                "Authorization": f"Basic {self._basic}",
-                "Accept": "application/json",
-            },
+            form,
+            {"Authorization": f"Basic {self._basic}", "Accept": "application/json"},
         )
+        return self._store(reply.response, reply.content)
 
-    def _store(self, response: httpx.Response) -> None:
+    def discard(self) -> None:
+        self._token = None
+
+    def _store(self, response: httpx.Response, content: bytes) -> str:
         where = f"POST {httpx.URL(self._token_url).path}"
         status = response.status_code
-        if status >= 500 or status == 429:
-            raise TokenEndpointError(
-                f"The token endpoint returned HTTP {status}.", request=response.request
+        if status == 429:
+            wait = reset_wait(response.headers, now=time.time())
+            raise TokenUnavailable(
+                f"was rate-limited at the token endpoint ({where})",
+                wait=RATE_WINDOW_SECONDS if wait is None else wait,
             )
+        if status >= 500:
+            raise TokenUnavailable(f"found the token endpoint failing (HTTP {status})")
         if status in (400, 401, 403):
             raise ProviderAuthError(
                 f"The OAuth 2 token endpoint rejected the client id and secret "
-                f"({where}, HTTP {status}{provider_code(response.content)}). Ask the "
+                f"({where}, HTTP {status}{provider_code(content)}). Ask the "
                 "district for new ClassLink credentials, update the environment "
                 "variables or Prefect Secret blocks the integration names, and run "
                 "the sync again.",
                 status=status,
             )
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
             body = None
         token = body.get("access_token") if isinstance(body, dict) else None
-        if status != 200 or not isinstance(token, str) or not token:
+        if status != 200 or not isinstance(token, str) or not token.isprintable():
             raise ProviderError(
                 f"The OAuth 2 token endpoint ({where}) returned HTTP {status} without "
-                "an access_token; check the integration's --token-url.",
+                "a usable access_token; check the integration's --token-url.",
                 status=status,
             )
         lifetime = body.get("expires_in")
@@ -161,6 +158,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._expires_at = self._clock() + max(
             0.0, seconds - TOKEN_RENEWAL_MARGIN_SECONDS
         )
+        return token
 
 
 @dataclass(frozen=True)
@@ -246,8 +244,8 @@ def pull_oneroster(
 ) -> Roster:
     """Pull the district's roster, as a delta from ``cursor`` when allowed.
 
-    In a delta, users, classes and enrollments are those changed since the cursor,
-    and a missing record has not changed; ``tobedeleted`` archives in both kinds.
+    In a delta, users and classes are those changed since the cursor, and a missing
+    record has not changed; ``tobedeleted`` archives in both kinds of pull.
     """
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -258,13 +256,11 @@ def pull_oneroster(
     )
 
     builder = OneRosterRestBuilder()
-    for collection in (*FULL_COLLECTIONS, *DELTA_COLLECTIONS):
+    for collection in COLLECTIONS:
         expression = changed_since if collection in DELTA_COLLECTIONS else None
         _pull_collection(client, builder, collection, expression)
 
-    modes = (
-        dict.fromkeys(("users", "sections", "enrollments"), "delta") if delta else None
-    )
+    modes = dict.fromkeys(("users", "sections"), "delta") if delta else None
     roster = builder.build(source, modes)  # type: ignore[arg-type]
     roster.pull = client.http.stats
     roster.pull.mode = "incremental" if delta else "full"

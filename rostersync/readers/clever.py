@@ -75,6 +75,7 @@ class CleverRosterBuilder:
         self._unknown_grade_ids: set[str] = set()
         self._roleless_ids: set[str] = set()
         self._skipped_events: dict[str, int] = {}
+        self._roleless_updates: set[str] = set()
         # The id and creation time of the last event applied, if any.
         self.last_event: tuple[str, str | None] | None = None
         self._district_ids: set[str] = set()
@@ -257,8 +258,12 @@ class CleverRosterBuilder:
         self._schools.put(provider_id, row)
 
     def _apply_user_event(self, provider_id: str, user: dict, action: str) -> None:
-        has_roles = isinstance(user.get("roles"), dict)
-        row = self._user_row(provider_id, user) if has_roles else None
+        if user.get("roles") is None and action != _DELETED:
+            # Without its roles an update cannot say what the user became, so it
+            # changes nothing rather than risk archiving the user.
+            self._roleless_updates.add(provider_id)
+            return
+        row = self._user_row(provider_id, user) if user.get("roles") else None
         if row is None and action == _CREATED:
             # A new contact or a user without a role was never stored.
             return
@@ -318,6 +323,14 @@ class CleverRosterBuilder:
             )
             message = f"Events the portal does not store were not applied: {kinds}."
             findings.append(Finding("events", "events_not_applied", "warning", message))
+        for provider_id in sorted(self._roleless_updates):
+            message = (
+                "An update event of the user carries no roles, so it was not "
+                "applied; a full pull (sync --full) reads the user again."
+            )
+            findings.append(
+                Finding("users", "event_without_roles", "warning", message, provider_id)
+            )
         if self._contact_ids:
             message = f"{len(self._contact_ids)} contacts are not stored"
             findings.append(Finding("users", "contacts_not_stored", "warning", message))

@@ -92,10 +92,6 @@ class KeyedRows:
         self._chunks.clear()
         self._removed.clear()
 
-    def unique_keys(self) -> int:
-        """Return how many keys have a row, removed keys included."""
-        return int(self._chunks.keys().nunique())
-
     def frame(self) -> pd.DataFrame:
         """Return one row per key, the last one added, without removed keys."""
         rows = self._chunks.combined().drop_duplicates(_KEY, keep="last")

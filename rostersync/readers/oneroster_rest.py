@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from rostersync.errors import RosterFileError, RosterSourceError
 from rostersync.readers.columns import KeyedRows, KeyTally
 from rostersync.readers.oneroster import (
@@ -23,10 +25,12 @@ from rostersync.roster import (
     ENROLLMENT_COLUMNS,
     SCHOOL_COLUMNS,
     SECTION_COLUMNS,
+    TO_BE_DELETED,
     USER_COLUMNS,
     Finding,
     Mode,
     Roster,
+    frame_from_columns,
 )
 
 # The collections a pull reads, in the order a pull must read them: a user's orgs
@@ -68,7 +72,10 @@ class OneRosterRestBuilder:
         self._users = KeyedRows(USER_COLUMNS)
         self._sections = KeyedRows(SECTION_COLUMNS)
         # Keyed by section, user and role, the key of an enrollment in the store.
+        # Removals are kept apart: when a student is dropped and enrolled again,
+        # both records share the key, and the active one wins in any order.
         self._enrollments = KeyedRows(ENROLLMENT_COLUMNS)
+        self._removed_enrollments = KeyedRows(ENROLLMENT_COLUMNS)
         self._received = {name: KeyTally() for name in COLLECTIONS}
         self._contacts: dict[str, set[str]] = {"users": set(), "enrollments": set()}
         self._grade_findings: dict[str, Finding] = {}
@@ -100,13 +107,13 @@ class OneRosterRestBuilder:
         """Forget the records of ``collection``, to read it again from page one."""
         self._received[collection].clear()
         rows = {
-            "orgs": self._schools,
-            "users": self._users,
-            "classes": self._sections,
-            "enrollments": self._enrollments,
-        }.get(collection)
-        if rows is not None:
-            rows.clear()
+            "orgs": [self._schools],
+            "users": [self._users],
+            "classes": [self._sections],
+            "enrollments": [self._enrollments, self._removed_enrollments],
+        }.get(collection, [])
+        for kept in rows:
+            kept.clear()
         if collection in self._contacts:
             self._contacts[collection].clear()
         if collection == "orgs":
@@ -115,18 +122,37 @@ class OneRosterRestBuilder:
             self._grade_findings.clear()
 
     def build(self, source: str, modes: dict[str, Mode] | None = None) -> Roster:
-        """Build a Roster of every page added so far, bulk unless ``modes`` says."""
+        """Build a Roster of every page added so far, bulk unless ``modes`` says.
+
+        In a delta of users, a user whose role became parent, guardian or relative
+        is marked ``tobedeleted``: absent, they would count as unchanged.
+        """
         roster = Roster(
             schools=self._schools.frame(),
             users=self._users.frame(),
             sections=self._sections.frame(),
-            enrollments=self._enrollments.frame(),
+            enrollments=self._enrollment_frame(),
             source=source,
             findings=self._findings(),
         )
         if modes:
             roster.modes.update(modes)
+        if roster.modes["users"] == "delta" and self._contacts["users"]:
+            roster.users = pd.concat(
+                [roster.users, _removal_rows(self._contacts["users"])],
+                ignore_index=True,
+            )
         return roster
+
+    def _enrollment_frame(self) -> pd.DataFrame:
+        active = self._enrollments.frame()
+        removed = self._removed_enrollments.frame()
+        if removed.empty:
+            return active
+        key = ["section_id", "user_id", "role"]
+        listed = pd.MultiIndex.from_frame(active[key].astype(str))
+        leaving = ~pd.MultiIndex.from_frame(removed[key].astype(str)).isin(listed)
+        return pd.concat([active, removed[leaving]], ignore_index=True)
 
     # Records
 
@@ -201,13 +227,17 @@ class OneRosterRestBuilder:
             return
         section_id = _ref(enrollment.get("class"), "class")
         user_id = _ref(enrollment.get("user"), "user")
-        self._enrollments.put(
+        status = _status(enrollment)
+        rows = (
+            self._removed_enrollments if status == TO_BE_DELETED else self._enrollments
+        )
+        rows.put(
             f"{section_id}\x1f{user_id}\x1f{role}",
             {
                 "section_id": section_id,
                 "user_id": user_id,
                 "role": role,
-                "status": _status(enrollment),
+                "status": status,
             },
         )
 
@@ -327,6 +357,17 @@ def _load_body(path: Path) -> Any:
 
 
 # Fields
+
+
+def _removal_rows(provider_ids: set[str]) -> pd.DataFrame:
+    """Return users rows that mark ``provider_ids`` as leaving, with no other data."""
+    ids = sorted(provider_ids)
+    columns = {
+        "provider_id": ids,
+        "school_ids": [()] * len(ids),
+        "status": [TO_BE_DELETED] * len(ids),
+    }
+    return frame_from_columns(columns, USER_COLUMNS)
 
 
 def _user_role_and_orgs(user: dict) -> tuple[str, list[str]]:

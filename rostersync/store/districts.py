@@ -229,7 +229,8 @@ def update_district(
                 **(integration.credentials_ref or {}),
                 **credentials_ref,
             }
-        integration.auth = auth or integration.auth
+        default_auth = "oauth1" if integration.provider == "oneroster-rest" else None
+        integration.auth = auth or integration.auth or default_auth
         integration.token_url = token_url or integration.token_url
         if incremental is not None:
             integration.incremental = incremental
@@ -244,9 +245,11 @@ def update_district(
         _check_incremental(
             integration.provider, integration.source, integration.incremental
         )
+        after = _settings_of(district, integration)
+        if after == before:
+            return after
         now = datetime.now(ZoneInfo("UTC"))
         integration.updated_at = now
-        after = _settings_of(district, integration)
         session.add(
             IntegrationChange(
                 district_id=district_id,

@@ -454,7 +454,6 @@ def test_quarantine_in_an_events_sync_makes_the_next_sync_full(events_district):
     following = run_sync("ev")
 
     assert quarantined.quarantined == 1
-    assert cursor_of("ev") is not None
     assert following.pull["mode"] == "full"
     assert following.pull["reason"] == "no Events cursor is stored yet"
     assert quarantined_users(following.run_id) == ["demo-stu-8"]
@@ -640,3 +639,116 @@ def test_oneroster_fault_that_persists_writes_nothing(
     assert result.status == "failed"
     assert reason in result.reason
     assert store_content("or") == before
+
+
+def enrollments_of(user_id: str) -> list[str]:
+    with get_engine().connect() as connection:
+        return (
+            connection.execute(
+                sa.text(
+                    "select s.provider_id from enrollments e "
+                    "join users u on u.id = e.user_id "
+                    "join sections s on s.id = e.section_id "
+                    "where u.provider_id = :u and e.status = 'active'"
+                ),
+                {"u": user_id},
+            )
+            .scalars()
+            .all()
+        )
+
+
+def test_user_fixed_after_quarantine_gets_its_enrollments(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=40, schools=1), format="clever"
+    )
+
+    def set_email(address):
+        def change(records):
+            for record in records:
+                if record["data"]["id"] == "demo-stu-2":
+                    record["data"]["email"] = address
+            return records
+
+        return change
+
+    rewrite_users(folder, set_email("not-an-address"))
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+        register_clever("fix", emulator.base_url)
+        first = run_sync("fix")
+        rewrite_users(folder, set_email("fixed@demo.invalid"))
+        emulator.reload()
+        second = run_sync("fix")
+        third = run_sync("fix")
+
+    sections = json.loads((folder / "sections.json").read_text())["data"]
+    expected = sorted(
+        s["data"]["id"] for s in sections if "demo-stu-2" in s["data"]["students"]
+    )
+    assert first.quarantined == 1 + len(expected)  # the user and their enrollments
+    assert second.pull["mode"] == "full"
+    assert second.quarantined == 0
+    assert sorted(enrollments_of("demo-stu-2")) == expected
+    assert third.pull["mode"] == "incremental"
+    assert cursor_of("fix") not in (None, FROM_FIRST_EVENT)
+
+
+def rewrite_collection(folder: Path, collection: str, change) -> None:
+    path = folder / f"{collection}.json"
+    records = change(json.loads(path.read_text(encoding="utf-8"))[collection])
+    lines = ",\n".join(json.dumps(record) for record in records)
+    path.write_text(f'{{"{collection}":[\n{lines}\n]}}\n', encoding="utf-8")
+
+
+def test_oneroster_delta_archives_contacts_and_moved_enrollments(store_url, tmp_path):
+    # Four sections a school, so a student has a class of their school to move to.
+    folder = write_demo_district(
+        tmp_path / "rest", DemoSize(students=120, schools=2), format="oneroster-rest"
+    )
+    with OneRosterEmulator(
+        [folder], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    ) as emulator:
+        register_oneroster("dl", emulator.base_url, incremental=True)
+        assert run_sync("dl").pull["mode"] == "full"
+        moved = json.loads((folder / "enrollments.json").read_text())["enrollments"]
+        moving = next(e for e in moved if e["role"] == "student")
+        student = moving["user"]["sourcedId"]
+        old_class = moving["class"]["sourcedId"]
+        new_class = next(
+            e["class"]["sourcedId"]
+            for e in moved
+            if e["class"]["sourcedId"] != old_class
+            and e["school"]["sourcedId"] == moving["school"]["sourcedId"]
+            and not any(
+                o["user"]["sourcedId"] == student
+                and o["class"]["sourcedId"] == e["class"]["sourcedId"]
+                for o in moved
+            )
+        )
+
+        def move(records):
+            for record in records:
+                if record["sourcedId"] == moving["sourcedId"]:
+                    record["class"]["sourcedId"] = new_class
+            return records
+
+        def to_parent(records):
+            for record in records:
+                if record["sourcedId"] == "demo-stu-9":
+                    record["role"] = "parent"
+            return records
+
+        rewrite_collection(folder, "enrollments", move)
+        rewrite_collection(folder, "users", to_parent)
+        emulator.reload()
+        result = run_sync("dl")
+
+    assert result.pull["mode"] == "incremental"
+    assert result.status == "completed"
+    with get_engine().connect() as connection:
+        parent = connection.execute(
+            sa.text("select status from users where provider_id = 'demo-stu-9'")
+        ).scalar_one()
+    assert parent == "archived"
+    assert new_class in enrollments_of(student)
+    assert old_class not in enrollments_of(student)

@@ -120,20 +120,33 @@ def test_provider_error_code_from_the_vocabulary_is_shown():
     assert STUDENT_NAME not in str(raised.value)
 
 
-def test_next_link_that_changes_the_role_filter_is_refused():
+def test_next_link_cannot_change_the_role_filter():
     def script(path, query, headers):
         first = "starting_after" not in query
         if path == "/v3.0/users" and query.get("role") == "student" and first:
             record = {"id": "u1", "roles": {"student": {"school": "s1"}}}
-            next_uri = "/v3.0/users?limit=10000&role=teacher&starting_after=u1"
+            next_uri = "/v3.0/users?limit=5&role=contact&starting_after=u1"
             return Reply(body=clever_page([record], next_uri))
+        return Reply(body=clever_page([]))
+
+    with ScriptedServer(script) as server:
+        read_roster(clever(server.base_url, incremental=False))
+        followed = [q for p, q in server.requests if "starting_after" in q]
+
+    assert followed == [{"limit": "10000", "role": "student", "starting_after": "u1"}]
+
+
+def test_next_link_without_a_cursor_is_refused():
+    def script(path, query, headers):
+        if path == "/v3.0/schools":
+            return Reply(body=clever_page([{"id": "s1"}], "/v3.0/schools?limit=1"))
         return Reply(body=clever_page([]))
 
     with (
         ScriptedServer(script) as server,
-        pytest.raises(ProviderError, match="changes the query"),
+        pytest.raises(ProviderError, match="no starting_after cursor"),
     ):
-        read_roster(clever(server.base_url))
+        read_roster(clever(server.base_url, incremental=False))
 
 
 def test_decompressed_body_larger_than_the_limit_fails(monkeypatch):
@@ -263,3 +276,58 @@ def test_token_endpoint_lifetime_that_is_not_a_number_is_ignored():
         )
 
     assert len(tokens) == 1
+
+
+def oauth2_script(collection_reply):
+    """A OneRoster service with a working token endpoint at /token."""
+    tokens = []
+
+    def script(path, query, headers):
+        if path == "/token":
+            tokens.append(headers.get("Authorization"))
+            body = {"access_token": f"t{len(tokens)}", "expires_in": 3600}
+            return Reply(body=json.dumps(body).encode())
+        return collection_reply(path, query, headers)
+
+    return script, tokens
+
+
+def test_oauth2_responses_keep_the_size_limit(monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_RESPONSE_MB", "1")
+    get_settings.cache_clear()
+
+    def huge(path, query, headers):
+        return Reply(body=b'{"orgs": [' + b" " * (3 * 2**20) + b"]}")
+
+    script, _ = oauth2_script(huge)
+    with ScriptedServer(script) as server:
+        config = oneroster(
+            server.base_url, auth="oauth2", token_url=f"{server.base_url}/token"
+        )
+        with pytest.raises(ProviderError, match="more than 1 MiB"):
+            read_roster(config)
+
+
+def test_token_endpoint_rate_limit_waits_for_its_reset(monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    limited = []
+
+    def script(path, query, headers):
+        if path == "/token" and len(limited) < 2:
+            limited.append(1)
+            return Reply(429, b"{}", {"Retry-After": "0"})
+        if path == "/token":
+            return Reply(body=b'{"access_token": "t", "expires_in": 3600}')
+        collection = path.rsplit("/", 1)[-1]
+        return Reply(body=json.dumps({collection: []}).encode())
+
+    with ScriptedServer(script) as server:
+        roster = read_roster(
+            oneroster(
+                server.base_url, auth="oauth2", token_url=f"{server.base_url}/token"
+            )
+        )
+
+    assert roster.pull.rate_limited == 2
+    assert roster.pull.retries == 0

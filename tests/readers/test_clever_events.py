@@ -168,3 +168,11 @@ def test_applying_the_same_events_twice_gives_the_same_roster():
 
     assert once.users.equals(twice.users)
     assert once.enrollments.equals(twice.enrollments)
+
+
+def test_update_without_roles_is_not_applied():
+    _, roster = apply(event("e1", "users.updated", {"id": "u1", "email": "x@y.org"}))
+
+    [finding] = [f for f in roster.findings if f.check == "event_without_roles"]
+    assert roster.users.empty
+    assert finding.provider_id == "u1"

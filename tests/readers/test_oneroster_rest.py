@@ -218,3 +218,32 @@ def test_restart_forgets_a_collection():
 
     assert builder.build("t").users["provider_id"].tolist() == ["u3"]
     assert builder.distinct_records("users") == 1
+
+
+def test_contact_in_a_delta_of_users_is_marked_to_be_deleted():
+    builder = built(orgs=[school("sch-1")], users=[user("u1", role="parent")])
+
+    roster = builder.build("t", {"users": "delta"})
+
+    assert roster.users["provider_id"].tolist() == ["u1"]
+    assert roster.users["status"].tolist() == ["tobedeleted"]
+
+
+def test_contact_in_a_bulk_pull_is_left_out():
+    roster = built(orgs=[school("sch-1")], users=[user("u1", role="parent")]).build("t")
+
+    assert roster.users.empty
+
+
+@pytest.mark.parametrize(
+    "removed_first", [True, False], ids=["removed-first", "active-first"]
+)
+def test_active_enrollment_wins_over_a_removal_of_the_same_key(removed_first):
+    active = {"sourcedId": "e-new", "role": "student", "status": "active",
+              "user": ref("u1", "user"), "class": ref("c1", "class")}  # fmt: skip
+    removed = {**active, "sourcedId": "e-old", "status": "tobedeleted"}
+    pages = [removed, active] if removed_first else [active, removed]
+
+    roster = built(orgs=[school("sch-1")], enrollments=pages).build("t")
+
+    assert roster.enrollments["status"].tolist() == ["active"]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -14,7 +15,13 @@ from rostersync.errors import StaleStoreError, StoreError
 from rostersync.planning import plan_changes
 from rostersync.readers.oneroster_csv import read_oneroster_csv
 from rostersync.store.apply import apply_plan
-from rostersync.store.database import get_engine, store_errors
+from rostersync.store.database import (
+    alembic_config,
+    get_engine,
+    make_engine,
+    store_errors,
+    upgrade_schema,
+)
 from rostersync.store.districts import add_district
 from rostersync.store.models import Base
 from rostersync.store.runs import load_plan, start_run, store_plan, utc_now
@@ -59,6 +66,86 @@ def test_schema_is_created_on_first_use(store_url):
 
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+def populated_first_revision(url: str) -> sa.Engine:
+    """Create a store at revision 0001 with two districts, as the old code did."""
+    engine = make_engine(url)
+    config = alembic_config(url)
+    now = "2026-09-01 00:00:00+00"
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        for number, provider in ((1, "oneroster-csv"), (2, "oneroster-rest")):
+            values = {"n": number, "d": f"old-{number}", "p": provider, "now": now}
+            connection.execute(
+                sa.text(
+                    "insert into districts (id, name, timezone, school_year, "
+                    "retention_days, sync_hour, store_version, created_at) values "
+                    "(:d, 'Old', 'UTC', 2026, 365, 5, 3, :now)"
+                ),
+                values,
+            )
+            connection.execute(
+                sa.text(
+                    "insert into integrations (id, district_id, provider, source, "
+                    "credentials_ref, status, updated_at) values (:n, :d, :p, "
+                    "'/data', '{}', 'active', :now)"
+                ),
+                values,
+            )
+            connection.execute(
+                sa.text(
+                    "insert into sharing_rule_sets (integration_id, name, kind, "
+                    "version, school_ids, section_ids, created_by, created_at) "
+                    "values (:n, 'regular', 'regular', 1, '[]', '[]', 'cli', :now)"
+                ),
+                values,
+            )
+    return engine
+
+
+def test_upgrade_keeps_the_rows_of_an_older_store(store_url):
+    engine = populated_first_revision(store_url)
+
+    upgrade_schema(engine)
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "select provider, auth, incremental, events_cursor_at "
+                "from integrations order by id"
+            )
+        ).all()
+        rules = connection.execute(
+            sa.text("select count(*) from sharing_rule_sets")
+        ).scalar_one()
+    engine.dispose()
+    assert [row.provider for row in rows] == ["oneroster-csv", "oneroster-rest"]
+    assert [row.auth for row in rows] == [None, "oauth1"]
+    assert [bool(row.incremental) for row in rows] == [False, False]
+    assert [row.events_cursor_at for row in rows] == [None, None]
+    assert rules == 2
+
+
+def test_downgrade_and_upgrade_again_keep_the_rows(store_url):
+    engine = populated_first_revision(store_url)
+    upgrade_schema(engine)
+    config = alembic_config(store_url)
+
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("integrations")}
+    upgrade_schema(engine)
+
+    with engine.connect() as connection:
+        count = connection.execute(
+            sa.text("select count(*) from integrations")
+        ).scalar_one()
+    engine.dispose()
+    assert "incremental" not in columns
+    assert count == 2
 
 
 def test_change_log_holds_every_created_row(demo_district):

@@ -17,7 +17,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("integrations", schema=None) as batch_op:
+    # Adding columns needs no copy of the table on SQLite. A copy would drop the
+    # table, which the sharing rules' foreign keys forbid once rows exist.
+    with op.batch_alter_table("integrations", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("auth", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("token_url", sa.Text(), nullable=True))
         batch_op.add_column(
@@ -31,13 +33,16 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("events_cursor_at", sa.DateTime(timezone=True), nullable=True)
         )
-    # The default only fills the rows that exist; new rows get the model's value.
-    with op.batch_alter_table("integrations", schema=None) as batch_op:
-        batch_op.alter_column("incremental", server_default=None)
+    # OneRoster REST integrations registered before authentication was stored
+    # used request signing, the only method there was.
+    op.execute(
+        "UPDATE integrations SET auth = 'oauth1' WHERE provider = 'oneroster-rest'"
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("integrations", schema=None) as batch_op:
+    # SQLite 3.35 and later drop a column in place.
+    with op.batch_alter_table("integrations", recreate="never") as batch_op:
         batch_op.drop_column("events_cursor_at")
         batch_op.drop_column("incremental")
         batch_op.drop_column("token_url")

@@ -88,13 +88,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_access_arguments(add)
     add.set_defaults(handler=_district_add)
     change = district_commands.add_parser(
-        "update", help="change a district's removal threshold or source"
+        "update", help="change a district's source, API access or removal threshold"
     )
     change.add_argument("district_id", metavar="ID")
     change.add_argument(
         "--removal-threshold",
-        type=int,
-        help="users one run may archive before it is held; 0 holds every removal",
+        type=_threshold,
+        help="users one run may archive before it is held; 0 holds every removal, "
+        "and 'default' restores 5%% of active users, at least 10, at most 500",
     )
     change.add_argument("--source", help="new API base URL, or roster folder or zip")
     _add_access_arguments(change)
@@ -147,8 +148,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Clever API v3.0 responses, OneRoster 1.1 REST responses or a "
         "OneRoster CSV set (default: clever)",
     )
-    generate.add_argument("--students", type=_positive, default=1000)
-    generate.add_argument("--schools", type=_positive, default=3)
+    generate.add_argument(
+        "--students", type=_positive, default=1000, help="students (default: 1000)"
+    )
+    generate.add_argument(
+        "--schools", type=_positive, default=3, help="schools (default: 3)"
+    )
     generate.add_argument("--district", default="demo", help="district id prefix")
     generate.add_argument("--seed", type=int, default=2026)
     generate.set_defaults(handler=_generate)
@@ -236,6 +241,19 @@ def _source_argument(source: str | None) -> str | None:
     if source is None or is_url(source):
         return source
     return str(Path(source).expanduser().resolve())
+
+
+def _threshold(text: str) -> int | str:
+    from rostersync.store.districts import DEFAULT_THRESHOLD
+
+    if text.strip().lower() == DEFAULT_THRESHOLD:
+        return DEFAULT_THRESHOLD
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number of users nor 'default'"
+        ) from None
 
 
 def _positive(text: str) -> int:
@@ -455,7 +473,7 @@ def _generate(args: argparse.Namespace) -> int:
         district=args.district,
         format=args.format,
     )
-    print(f"{args.format} district of {args.students} students written to {folder}")
+    print(f"{args.format} district written to {folder} (students: {args.students})")
     return 0
 
 

@@ -44,8 +44,10 @@ def check_removals(
     reason = (
         f"The plan archives {len(counted)} users and switches {len(switched)} "
         f"between student and educator, {total} in all, more than the threshold of "
-        f"{threshold} for {active_users} active users. An operator must approve or "
-        "reject the plan."
+        f"{threshold} for {active_users} active users, so nothing was written. "
+        "Check the district's shared data; when the removals are expected, raise "
+        "the threshold for one run with `rostersync district update ID "
+        "--removal-threshold N` and set it back with `--removal-threshold default`."
     )
     return GuardVerdict(True, len(archived), total, threshold, reason, breakdown)
 

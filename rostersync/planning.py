@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rostersync.roster import (
     ACTIVE,
@@ -180,8 +183,8 @@ def plan_changes(
         store,
         quarantined.get("enrollments", set()),
         quarantined_sections=quarantined.get("sections", set()),
-        archived_users=users.loc[users["action"] == ARCHIVE, "provider_id"],
-        archived_sections=sections.loc[sections["action"] == ARCHIVE, "provider_id"],
+        active_users=_active_after(store.users, users),
+        active_sections=_active_after(store.sections, sections),
     )
 
     unchanged = {
@@ -365,13 +368,16 @@ def _plan_enrollments(
     protected: set,
     *,
     quarantined_sections: set,
-    archived_users: pd.Series,
-    archived_sections: pd.Series,
+    active_users: pd.Series,
+    active_sections: pd.Series,
 ) -> tuple[pd.DataFrame, int]:
     """Plan enrollments keyed by section, user and role.
 
-    An enrollment of a user or section that this plan archives is archived too, even
-    when the pull still lists it. In a delta, a section of
+    ``active_users`` and ``active_sections`` are the provider ids that are active
+    once the plan is applied. An enrollment of any other user or section is
+    archived, even when the pull still lists it, and is neither created nor
+    restored: a pull that lists an unshared student in a section must not bring
+    back the enrollments archived with them. In a delta, a section of
     ``roster.full_enrollment_sections`` that passed its checks loses the stored
     enrollments the pull does not list.
     """
@@ -379,6 +385,10 @@ def _plan_enrollments(
     incoming = roster.enrollments.drop_duplicates(key, keep="last")
     leaving = incoming[incoming["status"] == TO_BE_DELETED]
     present = incoming[incoming["status"] != TO_BE_DELETED]
+    present = present[
+        _member(present["user_id"], active_users)
+        & _member(present["section_id"], active_sections)
+    ]
     current = store.enrollments
 
     merged = present.merge(
@@ -405,14 +415,36 @@ def _plan_enrollments(
         protected_users = {key[1] for key in protected}
         gone &= ~active_keys.isin(pd.MultiIndex.from_tuples(list(protected)))
         gone &= ~active["user_id"].isin(protected_users).to_numpy(dtype=bool)
-    gone |= active["user_id"].isin(archived_users).to_numpy(dtype=bool)
-    gone |= active["section_id"].isin(archived_sections).to_numpy(dtype=bool)
+    gone |= ~_member(active["user_id"], active_users)
+    gone |= ~_member(active["section_id"], active_sections)
     archive = active[gone].assign(action=ARCHIVE)
 
     columns = ["action", "id", *key]
     parts = [part.reindex(columns=columns) for part in (create, restore, archive)]
     frame = pd.concat(parts).reset_index(drop=True)
     return frame, unchanged
+
+
+def _active_after(current: pd.DataFrame, planned: pd.DataFrame) -> pd.Series:
+    """Return the provider ids that are active once ``planned`` is applied."""
+    active = current.loc[(current["status"] == ACTIVE).fillna(False), "provider_id"]
+    actions = planned["action"]
+    archived = planned.loc[actions == ARCHIVE, "provider_id"]
+    active = active[~_member(active, archived)]
+    added = planned.loc[actions.isin([CREATE, RESTORE]), "provider_id"]
+    return pd.concat([active, added], ignore_index=True).astype("string")
+
+
+def _member(values: pd.Series, candidates: pd.Series) -> np.ndarray:
+    """Return whether each value is one of ``candidates``; False for a missing one.
+
+    pyarrow's ``is_in`` is used because ``Series.isin`` on arrow-backed strings
+    converts every candidate to a Python object, several times slower at a million
+    ids.
+    """
+    value_set = pa.array(candidates.astype("string").dropna(), type=pa.large_string())
+    strings = pa.array(values.astype("string"), type=pa.large_string())
+    return np.asarray(pc.is_in(strings, value_set=value_set), dtype=bool)
 
 
 def _keys(frame: pd.DataFrame, key: list[str]) -> pd.MultiIndex:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -69,7 +69,8 @@ class CursorUpdate:
 
     ``value`` is a Clever event id or a OneRoster ``dateLastModified`` timestamp.
     ``taken_at`` is when the cursor's event happened or its timestamp was taken,
-    which decides whether the provider still accepts it.
+    which decides whether the provider still accepts it. A None value with a time
+    is a cursor cleared because the pull quarantined records.
     """
 
     value: str | None
@@ -148,7 +149,8 @@ def cursor_to_store(roster: Roster, quarantined: int) -> CursorUpdate | None:
     if roster.cursor is None:
         return None
     if quarantined:
-        return CursorUpdate(None, None)
+        # A cleared cursor with a time says why the next pull is full.
+        return CursorUpdate(None, datetime.now(UTC))
     return roster.cursor
 
 

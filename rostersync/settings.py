@@ -12,7 +12,10 @@ DEFAULT_DATABASE_URL = "sqlite:///rostersync.db"
 class Settings(BaseSettings):
     """Settings shared by every flow and command."""
 
-    model_config = SettingsConfigDict(env_prefix="ROSTERSYNC_", extra="ignore")
+    # Infinity and NaN are no number of seconds or tries.
+    model_config = SettingsConfigDict(
+        env_prefix="ROSTERSYNC_", extra="ignore", allow_inf_nan=False
+    )
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import get_run_logger, task
 
 from rostersync.checks import CheckReport, check_roster
@@ -22,8 +23,8 @@ def validate_roster(
         roster,
         store_active_users=store.active_users,
         shared_school_ids=set(shared) if shared else None,
-        known_section_ids=set(store.sections["provider_id"].dropna()),
-        known_user_ids=set(store.users["provider_id"].dropna()),
+        known_section_ids=_known_ids(roster, "sections", store.sections),
+        known_user_ids=_known_ids(roster, "users", store.users),
         known_school_ids=_active_school_ids(store),
         store_active=store.active_counts(),
     )
@@ -35,6 +36,19 @@ def validate_roster(
         sum(1 for f in report.findings if f.level == "warning"),
     )
     return report
+
+
+def _known_ids(roster: Roster, entity: str, stored: pd.DataFrame) -> set[str]:
+    """Return the stored ids an enrollment of the pull may name besides the pull's.
+
+    A delta carries only what changed, so its enrollments may name the store's
+    active sections and users. A bulk pull carries every shared record, so an
+    enrollment naming one it lacks is missing its section or user.
+    """
+    if roster.modes.get(entity, "bulk") == "bulk":
+        return set()
+    active = stored.loc[(stored["status"] == ACTIVE).fillna(False), "provider_id"]
+    return set(active.dropna())
 
 
 def _active_school_ids(store: StoreSnapshot) -> set[str]:

@@ -401,8 +401,17 @@ def test_district_add_rejects_unusable_api_access(store_url, capsys, options, pr
     assert "d41d8cd98f00b204e9800998ecf8427e" not in error
 
 
-def test_invalid_setting_is_a_settings_error(store_url, capsys, monkeypatch):
-    monkeypatch.setenv("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "many")
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ROSTERSYNC_HTTP_MAX_ATTEMPTS", "many"),
+        ("ROSTERSYNC_HTTP_BACKOFF_SECONDS", "inf"),
+    ],
+)
+def test_invalid_setting_is_a_settings_error(
+    store_url, capsys, monkeypatch, variable, value
+):
+    monkeypatch.setenv(variable, value)
     get_settings.cache_clear()
 
     status = main(["district", "list"])
@@ -410,8 +419,22 @@ def test_invalid_setting_is_a_settings_error(store_url, capsys, monkeypatch):
 
     error = capsys.readouterr().err
     assert status == 2
-    assert "ROSTERSYNC_HTTP_MAX_ATTEMPTS is invalid" in error
-    assert "many" not in error
+    assert f"{variable} is invalid" in error
+    assert value not in error.replace(variable, "")
+
+
+@pytest.mark.real_input
+def test_district_update_restores_the_default_threshold(store_url, tmp_path, capsys):
+    add_lepo(tmp_path)
+    main(["district", "update", "lepo", "--removal-threshold", "40"])
+
+    status = main(["district", "update", "lepo", "--removal-threshold", "default"])
+
+    from rostersync.store.districts import load_integration
+
+    assert status == 0
+    assert load_integration(get_engine(), "lepo").removal_threshold is None
+    assert "removal threshold default" in capsys.readouterr().out
 
 
 def test_district_add_api_source_stores_only_credential_names(

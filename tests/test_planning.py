@@ -357,3 +357,40 @@ def test_quarantined_section_listed_in_full_keeps_its_enrollments():
     )
 
     assert plan.changes["enrollments"].empty
+
+
+def test_listed_enrollment_of_an_archived_user_is_not_restored():
+    stored = stored_enrollments("u1", "u2")
+    stored[1]["status"] = "archived"
+    pulled = [{**row, "status": "active"} for row in stored]
+
+    plan = plan_changes(
+        "d",
+        roster([student("u1")], pulled),
+        snapshot([student("u1"), student("u2", status="archived")], stored),
+    )
+
+    assert plan.changes["enrollments"].empty
+    assert plan.changes["users"].empty
+
+
+def test_enrollment_of_a_section_leaving_is_not_created():
+    pulled = roster([student("u1")], stored_enrollments("u1"))
+    pulled.sections["status"] = "tobedeleted"
+
+    plan = plan_changes("d", pulled, snapshot([student("u1")], []))
+
+    assert plan.changes["enrollments"].empty
+    assert plan.changes["sections"]["action"].tolist() == ["archive"]
+
+
+def test_enrollment_of_a_user_archived_by_the_plan_is_archived():
+    plan = plan_changes(
+        "d",
+        roster([student("u1")], stored_enrollments("u1", "u2")),
+        snapshot([student("u1"), student("u2")], stored_enrollments("u1", "u2")),
+    )
+
+    changes = plan.changes["enrollments"]
+    assert changes["action"].tolist() == ["archive"]
+    assert changes["user_id"].tolist() == ["u2"]

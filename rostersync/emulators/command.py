@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -131,6 +132,7 @@ def run_emulator(
     credential variable is unset or an option is invalid.
     """
     out = out or sys.stdout
+    _log_to_stderr()
     try:
         emulator = _build_emulator(args)
         for fault in args.fault:
@@ -153,13 +155,35 @@ def run_emulator(
         while not stop.wait(0.5):
             if reload.is_set():
                 reload.clear()
-                changes = emulator.reload()
-                print(f"{emulator.name} reloaded: {changes} changes", file=out)
-                out.flush()
+                _reload(emulator, out)
     finally:
         emulator.stop()
         restore()
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Show the emulators' lines (faults injected, requests rejected) on stderr."""
+    emulators = logging.getLogger("rostersync.emulators")
+    if not emulators.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        emulators.addHandler(handler)
+
+
+def _reload(emulator: EmulatorServer, out: TextIO) -> None:
+    """Re-read the data folders; on a bad file, keep serving the data as it was."""
+    try:
+        changes = emulator.reload()
+    except (ValueError, OSError) as exc:
+        print(
+            f"error: the data folders were not reloaded, so the {emulator.name} "
+            f"serves its earlier data: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    print(f"{emulator.name} reloaded: {changes} changes", file=out, flush=True)
 
 
 def _build_emulator(args: argparse.Namespace) -> EmulatorServer:

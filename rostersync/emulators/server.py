@@ -255,6 +255,10 @@ class EmulatorServer:
         """The server's root URL, such as http://127.0.0.1:8080."""
         return f"http://{LOOPBACK}:{self.port}"
 
+    def reload(self) -> int:
+        """Re-read the data folders and return how many changes were recorded."""
+        raise NotImplementedError
+
     # Inspection and faults
 
     @property

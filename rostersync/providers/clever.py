@@ -33,6 +33,9 @@ EVENTS_WINDOW = timedelta(days=30)
 # sent only to be rejected.
 _WINDOW_MARGIN = timedelta(hours=1)
 MAX_PAGES = 100_000
+QUARANTINE_REASON = (
+    "the previous sync quarantined records, so this pull reads them again in full"
+)
 # The cursor kept after a full pull that found no event at all: the next pull reads
 # every event Clever still has, all of which came after that pull.
 FROM_FIRST_EVENT = "first"
@@ -206,6 +209,8 @@ def _full_pull_reason(
     """Say why an incremental integration's pull must be full, or return None."""
     if full_pull:
         return "a full pull was requested"
+    if cursor.event_id is None and cursor.taken_at is not None:
+        return QUARANTINE_REASON
     if cursor.event_id is None:
         return "no Events cursor is stored yet"
     age = now - cursor.taken_at if cursor.taken_at else timedelta(0)
@@ -280,6 +285,10 @@ def _pull_events(client: CleverClient, source: str, cursor: StoredCursor) -> Ros
     started = time.perf_counter()
     builder = CleverRosterBuilder()
     assert cursor.event_id is not None
+    # The token's district is read too: the events carry only changed records,
+    # so without it a record of another district could pass the one-district check.
+    for body, where in client.pages("districts"):
+        builder.add_districts_page(body, where)
     for body, where in client.events_after(cursor.event_id):
         builder.add_events_page(body, where)
 

@@ -286,7 +286,7 @@ class ProviderHttp:
             body = _decode(reply.content, envelope)
             if body is None:
                 problem = (
-                    f'returned a 200 body that is not JSON with a "{envelope}" list'
+                    f'returned a 200 body that is not JSON with the "{envelope}" list'
                 )
                 self._retry_or_raise(where, attempt, problem)
                 continue
@@ -446,12 +446,15 @@ class ProviderHttp:
             return
         detail = provider_code(reply.content)
         if status in (401, 403):
+            credential = (
+                "district token" if self.provider == "clever" else "client id or secret"
+            )
             raise ProviderAuthError(
                 f"{self._name()} rejected the credentials for {where} with HTTP "
-                f"{status}{detail}: the token or client secret is invalid, expired "
-                "or revoked, or lacks access to this data. Ask the district for "
-                "new credentials, update the environment variable or Prefect "
-                "Secret block the integration names, and run the sync again.",
+                f"{status}{detail}: the {credential} is invalid, expired or "
+                "revoked, or lacks access to this data. Ask the district for new "
+                "credentials, update the environment variable or Prefect Secret "
+                "block the integration names, and run the sync again.",
                 status=status,
             )
         if 300 <= status < 400:

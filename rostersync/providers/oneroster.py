@@ -48,6 +48,10 @@ DELTA_COLLECTIONS = ("users", "classes")
 DELTA_OVERLAP = timedelta(hours=1)
 MAX_DELTA_AGE = timedelta(days=30)
 MAX_PAGES = 100_000
+# OAuth 2 error codes that mean the client id or secret is wrong (RFC 6749 5.2).
+_CREDENTIAL_CODES = (" (code invalid_client)", " (code unauthorized_client)")
+# A token longer than this would not fit in the request headers servers accept.
+MAX_TOKEN_LENGTH = 8192
 # An access token this close to its expiry is renewed before the request.
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
 
@@ -131,13 +135,19 @@ class OAuth2ClientCredentials:
             )
         if status >= 500:
             raise TokenUnavailable(f"found the token endpoint failing (HTTP {status})")
-        if status in (400, 401, 403):
+        code = provider_code(content)
+        if status in (401, 403) or (status == 400 and code in _CREDENTIAL_CODES):
             raise ProviderAuthError(
                 f"The OAuth 2 token endpoint rejected the client id and secret "
-                f"({where}, HTTP {status}{provider_code(content)}). Ask the "
-                "district for new ClassLink credentials, update the environment "
-                "variables or Prefect Secret blocks the integration names, and run "
-                "the sync again.",
+                f"({where}, HTTP {status}{code}). Ask the district for new "
+                "ClassLink credentials, update the environment variables or Prefect "
+                "Secret blocks the integration names, and run the sync again.",
+                status=status,
+            )
+        if status == 400:
+            raise ProviderError(
+                f"The OAuth 2 token endpoint rejected the token request ({where}, "
+                f"HTTP 400{code}); check the integration's --token-url.",
                 status=status,
             )
         try:
@@ -145,7 +155,8 @@ class OAuth2ClientCredentials:
         except (ValueError, RecursionError):
             body = None
         token = body.get("access_token") if isinstance(body, dict) else None
-        if status != 200 or not isinstance(token, str) or not token.isprintable():
+        usable = isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH
+        if status != 200 or not usable or not token.isprintable():
             raise ProviderError(
                 f"The OAuth 2 token endpoint ({where}) returned HTTP {status} without "
                 "a usable access_token; check the integration's --token-url.",
@@ -276,6 +287,11 @@ def _full_pull_reason(
 ) -> str | None:
     if full_pull:
         return "a full pull was requested"
+    if cursor.value is None and cursor.taken_at is not None:
+        return (
+            "the previous sync quarantined records, so this pull reads them again "
+            "in full"
+        )
     if cursor.value is None:
         return "no delta cursor is stored yet"
     if cursor.taken_at is not None and now - cursor.taken_at > MAX_DELTA_AGE:

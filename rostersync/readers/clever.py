@@ -73,7 +73,6 @@ class CleverRosterBuilder:
         self._enrollments = GroupedRows(ENROLLMENT_COLUMNS)
         self._contact_ids: set[str] = set()
         self._unknown_grade_ids: set[str] = set()
-        self._roleless_ids: set[str] = set()
         self._skipped_events: dict[str, int] = {}
         self._roleless_updates: set[str] = set()
         # The id and creation time of the last event applied, if any.
@@ -202,8 +201,13 @@ class CleverRosterBuilder:
             self._users.put(provider_id, row)
 
     def _user_row(self, provider_id: str, user: dict) -> dict[str, Any] | None:
-        """Return the user's row, or None for a contact or a user without a role."""
-        for ids in (self._contact_ids, self._unknown_grade_ids, self._roleless_ids):
+        """Return the user's row, or None for a contact, who is not stored.
+
+        A user with neither a supported role nor a contact role gets a row without
+        a kind, which the data checks quarantine: a typo in a role must not archive
+        the user.
+        """
+        for ids in (self._contact_ids, self._unknown_grade_ids):
             ids.discard(provider_id)
         roles = _mapping(user.get("roles"), "roles")
         if roles is None:
@@ -222,9 +226,8 @@ class CleverRosterBuilder:
 
         if _mapping(roles.get("contact"), "roles.contact") is not None:
             self._contact_ids.add(provider_id)
-        else:
-            self._roleless_ids.add(provider_id)
-        return None
+            return None
+        return {"provider_id": provider_id, "school_ids": (), "status": ACTIVE}
 
     # Events
 
@@ -265,11 +268,11 @@ class CleverRosterBuilder:
             return
         row = self._user_row(provider_id, user) if user.get("roles") else None
         if row is None and action == _CREATED:
-            # A new contact or a user without a role was never stored.
+            # A new contact was never stored.
             return
         if row is None:
-            # A user who lost every supported role, or whose deletion carries no
-            # roles, leaves the portal like a deleted one.
+            # A user who became a contact, or whose deletion carries no roles,
+            # leaves the portal like a deleted one.
             row = {"provider_id": provider_id, "school_ids": ()}
             row["status"] = TO_BE_DELETED
         elif action == _DELETED:
@@ -336,14 +339,6 @@ class CleverRosterBuilder:
             findings.append(Finding("users", "contacts_not_stored", "warning", message))
         for provider_id in sorted(self._unknown_grade_ids):
             findings.append(unknown_grade_finding(provider_id, "Clever"))
-        for provider_id in sorted(self._roleless_ids):
-            message = (
-                "The user has no student, teacher, staff, district_admin or contact "
-                "role, so it is not stored."
-            )
-            findings.append(
-                Finding("users", "no_supported_role", "warning", message, provider_id)
-            )
         return findings
 
 

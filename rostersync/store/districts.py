@@ -25,6 +25,8 @@ from rostersync.store.models import (
 
 PROVIDERS = ("oneroster-csv", "clever", "oneroster-rest")
 AUTH_METHODS = ("oauth1", "oauth2")
+# Passed as removal_threshold to update_district, it restores the default rule.
+DEFAULT_THRESHOLD = "default"
 MAX_REMOVAL_THRESHOLD = 10_000_000
 
 
@@ -191,7 +193,7 @@ def update_district(
     district_id: str,
     *,
     changed_by: str,
-    removal_threshold: int | None = None,
+    removal_threshold: int | str | None = None,
     source: str | None = None,
     credentials_ref: dict[str, Any] | None = None,
     auth: str | None = None,
@@ -214,7 +216,14 @@ def update_district(
                 "`rostersync district add`."
             )
         before = _settings_of(district, integration)
-        if removal_threshold is not None:
+        if removal_threshold == DEFAULT_THRESHOLD:
+            district.removal_threshold = None
+        elif isinstance(removal_threshold, str):
+            raise ConfigurationError(
+                f"Removal threshold {removal_threshold!r} is invalid; use a number of "
+                f"users or {DEFAULT_THRESHOLD!r}."
+            )
+        elif removal_threshold is not None:
             _check_district_values(
                 district_id, integration.provider, district.timezone, removal_threshold
             )
@@ -344,6 +353,11 @@ def check_access(
         )
     if token_url:
         check_base_url(token_url, district_id=district_id, label="token URL")
+        if auth != "oauth2":
+            raise ConfigurationError(
+                f"District {district_id}: --token-url is used by OAuth 2 only; add "
+                "--auth oauth2, or leave the token URL out for request signing."
+            )
     for name in sorted(set(credentials_ref) - set(needed)):
         option = name.replace("_", "-")
         raise ConfigurationError(

@@ -330,3 +330,60 @@ def test_sighup_reloads_and_records_events(clever_folder):
     assert "reloaded" in reloaded
     assert events
     assert {event["data"]["type"] for event in events} == {"schools.deleted"}
+
+
+def test_bad_file_on_sighup_keeps_the_earlier_data(clever_folder):
+    environment = {**os.environ, TOKEN_ENV: TOKEN}
+    command = [
+        sys.executable, "-c", SCRIPT,
+        "emulate", "clever", "--data", str(clever_folder), "--port", "0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = URL.search(read_first_line(process)).group(0)
+        before = httpx.get(
+            f"{url}/v3.0/users",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=HTTP_TIMEOUT,
+        ).json()["data"]
+        (clever_folder / "users.json").write_text('{"data":[', encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        error = read_first_error_line(process)
+        after = httpx.get(
+            f"{url}/v3.0/users",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=HTTP_TIMEOUT,
+        ).json()["data"]
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=STOP_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        process.stdout.close()
+        process.stderr.close()
+
+    assert "were not reloaded" in error
+    assert after == before
+    assert status == 0
+
+
+def read_first_error_line(process: subprocess.Popen) -> str:
+    """Return the first stderr line that names an error, within the timeout."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stderr:
+            if line.startswith("error:"):
+                lines.put(line)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines.get(timeout=STARTUP_TIMEOUT)

@@ -272,8 +272,9 @@ def test_records_repeated_across_pages_change_nothing(clever_district):
     ("fault", "reason"),
     [
         ("server-error:path=users,page=2,times=0", "on all 5 tries"),
-        ("no-data:path=users,times=0", 'not JSON with a "data" list'),
-        ("cursor-repeat:path=users", "repeats an earlier page"),
+        ("no-data:path=users,times=0", 'not JSON with the "data" list'),
+        ("cursor-repeat:path=users,page=2", "repeats an earlier page"),
+        ("cursor-repeat:path=users,page=1", "has no starting_after cursor"),
         ("unauthorized:times=0", "rejected the credentials"),
         ("bad-request:path=sections", "HTTP 400"),
     ],
@@ -455,7 +456,7 @@ def test_quarantine_in_an_events_sync_makes_the_next_sync_full(events_district):
 
     assert quarantined.quarantined == 1
     assert following.pull["mode"] == "full"
-    assert following.pull["reason"] == "no Events cursor is stored yet"
+    assert following.pull["reason"].startswith("the previous sync quarantined")
     assert quarantined_users(following.run_id) == ["demo-stu-8"]
     assert statuses()["demo-stu-8"] == "active"
 
@@ -623,7 +624,7 @@ def test_oneroster_fault_overcome_changes_nothing(oneroster_district, fault):
     ("fault", "reason"),
     [
         ("server-error:path=enrollments,page=2,times=0", "on all 5 tries"),
-        ("no-data:path=users,times=0", 'not JSON with a "users" list'),
+        ("no-data:path=users,times=0", 'not JSON with the "users" list'),
         ("unauthorized:path=classes,times=0", "rejected the credentials"),
         ("bad-request:path=users", "HTTP 400"),
     ],
@@ -752,3 +753,80 @@ def test_oneroster_delta_archives_contacts_and_moved_enrollments(store_url, tmp_
     assert parent == "archived"
     assert new_class in enrollments_of(student)
     assert old_class not in enrollments_of(student)
+
+
+# Records the provider lists but no longer shares
+
+
+def test_unshared_students_still_listed_in_sections_stay_archived(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=60, schools=1), format="clever"
+    )
+    register_clever("un", str(folder), removal_threshold=10)
+    run_sync("un")
+    rewrite_users(folder, without("demo-stu-5", "demo-stu-6"))
+
+    removal = run_sync("un")
+    after = run_sync("un")
+
+    with get_engine().connect() as connection:
+        active = connection.execute(
+            sa.text(
+                "select count(*) from enrollments e join users u on u.id = e.user_id "
+                "where u.status = 'archived' and e.status = 'active'"
+            )
+        ).scalar_one()
+    assert removal.counts["students"]["archived"] == 2
+    assert after.counts["enrollments"]["restored"] == 0
+    assert active == 0
+    assert after.quarantined == removal.quarantined
+
+
+def test_user_with_an_unknown_role_is_quarantined_not_archived(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=60, schools=1), format="clever"
+    )
+    register_clever("role", str(folder))
+    run_sync("role")
+
+    def misspell(records):
+        for record in records:
+            if record["data"]["id"] == "demo-stu-7":
+                record["data"]["roles"] = {"studnet": {"school": "demo-sch-1"}}
+        return records
+
+    rewrite_users(folder, misspell)
+    result = run_sync("role")
+
+    assert result.counts["students"]["archived"] == 0
+    assert "demo-stu-7" in quarantined_users(result.run_id)
+    assert statuses_of("role")["demo-stu-7"] == "active"
+
+
+def statuses_of(district_id: str) -> dict[str, str]:
+    with get_engine().connect() as connection:
+        rows = connection.execute(
+            sa.text("select provider_id, status from users where district_id = :d"),
+            {"d": district_id},
+        )
+        return dict(rows.all())
+
+
+def test_event_of_another_district_fails_the_sync(events_district):
+    emulator, folder = events_district
+
+    def move_district(records):
+        for record in records:
+            if record["data"]["id"] == "demo-stu-4":
+                record["data"]["district"] = "another-district"
+        return records
+
+    rewrite_users(folder, move_district)
+    emulator.reload()
+    before = store_content("ev")
+
+    result = run_sync("ev")
+
+    assert result.status == "failed"
+    assert "2 districts" in result.reason
+    assert store_content("ev") == before

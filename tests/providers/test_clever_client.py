@@ -229,7 +229,7 @@ def test_persistent_server_error_fails_after_every_try(emulator):
 def test_persistent_missing_data_is_a_failure_not_an_empty_roster(emulator):
     emulator.add_fault("no-data:path=sections,times=0")
 
-    with pytest.raises(ProviderError, match='not JSON with a "data" list'):
+    with pytest.raises(ProviderError, match='not JSON with the "data" list'):
         read_roster(integration(emulator.base_url, incremental=False))
 
 

@@ -278,7 +278,7 @@ def test_transient_fault_is_overcome(emulator, folder, fault):
 def test_body_without_the_collection_fails_after_every_try(emulator):
     emulator.add_fault("no-data:path=classes,times=0")
 
-    with pytest.raises(ProviderError, match='not JSON with a "classes" list'):
+    with pytest.raises(ProviderError, match='not JSON with the "classes" list'):
         read_roster(integration(emulator.base_url))
 
 

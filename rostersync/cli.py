@@ -165,7 +165,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options that say how to reach a provider's API."""
+    """Add the options that set how a district's provider API is reached."""
     access = parser.add_argument_group(
         "API access",
         "Credentials are named, never given: each comes from an environment "

@@ -81,7 +81,7 @@ class CursorUpdate:
 class PullInfo:
     """How a pull from a provider went, in counts only.
 
-    ``reason`` says why a pull is full when an incremental one was possible.
+    ``reason`` explains why a pull is full when an incremental one was possible.
     ``pages`` and ``records`` count per collection what the provider sent,
     repeats included.
     """
@@ -149,7 +149,8 @@ def cursor_to_store(roster: Roster, quarantined: int) -> CursorUpdate | None:
     if roster.cursor is None:
         return None
     if quarantined:
-        # A cleared cursor with a time says why the next pull is full.
+        # A cleared cursor keeps a time, which marks the quarantine as the reason
+        # that the next pull is full.
         return CursorUpdate(None, datetime.now(UTC))
     return roster.cursor
 

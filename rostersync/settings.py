@@ -12,7 +12,7 @@ DEFAULT_DATABASE_URL = "sqlite:///rostersync.db"
 class Settings(BaseSettings):
     """Settings shared by every flow and command."""
 
-    # Infinity and NaN are no number of seconds or tries.
+    # Settings reject infinity and NaN, which are no count of seconds or tries.
     model_config = SettingsConfigDict(
         env_prefix="ROSTERSYNC_", extra="ignore", allow_inf_nan=False
     )

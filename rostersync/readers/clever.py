@@ -262,7 +262,7 @@ class CleverRosterBuilder:
 
     def _apply_user_event(self, provider_id: str, user: dict, action: str) -> None:
         if user.get("roles") is None and action != _DELETED:
-            # Without its roles an update cannot say what the user became, so it
+            # Without its roles an update cannot show what the user became, so it
             # changes nothing rather than risk archiving the user.
             self._roleless_updates.add(provider_id)
             return

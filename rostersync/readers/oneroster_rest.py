@@ -122,7 +122,7 @@ class OneRosterRestBuilder:
             self._grade_findings.clear()
 
     def build(self, source: str, modes: dict[str, Mode] | None = None) -> Roster:
-        """Build a Roster of every page added so far, bulk unless ``modes`` says.
+        """Build a Roster of every page added so far, bulk unless ``modes`` differs.
 
         In a delta of users, a user whose role became parent, guardian or relative
         is marked ``tobedeleted``: absent, they would count as unchanged.
@@ -182,6 +182,7 @@ class OneRosterRestBuilder:
             self._users.remove(provider_id)
             return
         self._contacts["users"].discard(provider_id)
+
         primary = _ref(user.get("primaryOrg"), "primaryOrg") or ""
         school_id, school_ids = self._orgs.resolve_cell(",".join(org_ids), primary)
         grades = _text_list(user.get("grades"), "grades")
@@ -190,6 +191,7 @@ class OneRosterRestBuilder:
         self._grade_findings.pop(provider_id, None)
         if findings:
             self._grade_findings[provider_id] = findings[0]
+
         self._users.put(
             provider_id,
             {

@@ -17,6 +17,7 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -98,7 +99,14 @@ class OAuth2ClientCredentials:
         clock=time.time,
     ) -> None:
         self._token_url = token_url
-        self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        # RFC 6749 section 2.3.1: each part is form-encoded before they are joined,
+        # so a ':' or '+' in the id or secret reaches the server as it was given.
+        id_part, secret_part = (
+            quote_plus(client_id, safe=""),
+            quote_plus(client_secret, safe=""),
+        )
+        joined = f"{id_part}:{secret_part}"
+        self._basic = base64.b64encode(joined.encode()).decode()
         self._scope = scope
         self._clock = clock
         self._token: str | None = None
@@ -266,6 +274,9 @@ def pull_oneroster(
         f"dateLastModified>'{cursor.value}'" if delta and cursor.value else None
     )
 
+    # Set first, so that a pull that fails part way reports what it was.
+    client.http.stats.mode = "incremental" if delta else "full"
+    client.http.stats.reason = reason
     builder = OneRosterRestBuilder()
     for collection in COLLECTIONS:
         expression = changed_since if collection in DELTA_COLLECTIONS else None

@@ -173,6 +173,24 @@ def test_oauth2_wrong_secret_names_the_token_endpoint(emulator, monkeypatch):
     assert "wrong-secret-32" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("client_id", "secret"),
+    [("plain-id", "abc+def"), ("id:with:colons", "s p%ce&="), ("idé", "sécret")],
+)
+def test_oauth2_credentials_are_form_encoded(folder, monkeypatch, client_id, secret):
+    monkeypatch.setenv("TEST_CLASSLINK_ID", client_id)
+    monkeypatch.setenv("TEST_CLASSLINK_SECRET", secret)
+    server = OneRosterEmulator(
+        [folder], client_id=client_id, client_secret=secret, auth="either"
+    ).start()
+    try:
+        roster = read_roster(oauth2(server))
+    finally:
+        server.stop()
+
+    assert_same_roster(roster, folder)
+
+
 def test_token_endpoint_outage_is_retried(emulator, folder):
     emulator.add_fault("server-error:path=token,status=503")
 

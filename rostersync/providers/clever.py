@@ -72,6 +72,7 @@ class CleverClient:
         query: dict[str, str] = {"limit": str(self.page_size), **(params or {})}
         seen = {(path, tuple(sorted(query.items())))}
         cursor: str | None = None
+        empty_in_a_row = 0
         for _ in range(MAX_PAGES):
             body, _response = self.http.get_json(
                 path, query, envelope="data", collection=collection
@@ -81,6 +82,14 @@ class CleverClient:
             next_link = _next_link(body, where)
             if next_link is None:
                 return
+            # Clever's last page has no next link. One empty page that links on
+            # is followed, because a collection may end exactly on a page
+            # boundary. A second empty page in a row means paging will not end.
+            empty_in_a_row = 0 if body["data"] else empty_in_a_row + 1
+            if empty_in_a_row == 2:
+                raise self._cursor_error(
+                    where, "follows two empty pages in a row", loops=True
+                )
             path, query = self._follow(next_link, collection, query, where)
             key = (path, tuple(sorted(query.items())))
             after = query.get("starting_after")
@@ -170,11 +179,14 @@ class CleverClient:
             )
         return expected, {**_without_cursor(query), "starting_after": after}
 
-    def _cursor_error(self, where: str, problem: str) -> ProviderError:
+    def _cursor_error(
+        self, where: str, problem: str, *, loops: bool = False
+    ) -> ProviderError:
+        effect = "would not end" if loops else "would loop or skip records"
         return ProviderError(
-            f"Clever's next link after {where} {problem}, so paging would loop or "
-            "skip records; the pull stopped and nothing was written. Run the sync "
-            "again, and report the response to Clever if it repeats."
+            f"Clever's next link after {where} {problem}, so paging {effect}; the "
+            "pull stopped and nothing was written. Run the sync again, and report "
+            "the response to Clever if it repeats."
         )
 
 
@@ -228,6 +240,9 @@ def _pull_everything(
     started = time.perf_counter()
     pulled_at = datetime.now(UTC)
     findings: list[Finding] = []
+    # Set first, so that a pull that fails part way reports what it was.
+    client.http.stats.mode = "full"
+    client.http.stats.reason = reason
     # The newest event is read before the data, so that a change made while the
     # pull runs is read again by the next incremental pull.
     latest = _newest_event(client, findings) if incremental else None
@@ -285,6 +300,7 @@ def _pull_events(client: CleverClient, source: str, cursor: StoredCursor) -> Ros
     started = time.perf_counter()
     builder = CleverRosterBuilder()
     assert cursor.event_id is not None
+    client.http.stats.mode = "incremental"
     # The token's district is read too: the events carry only changed records,
     # so without it a record of another district could pass the one-district check.
     for body, where in client.pages("districts"):

@@ -83,6 +83,14 @@ def _checked(value: str, district_id: str, label: str, where: str) -> str:
             "break or another control character, which no credential has; set it "
             "again without them."
         )
+    if label == "token" and not value.isascii():
+        # A bearer token is sent unchanged in a header, which allows ASCII only.
+        # A token pasted with a typographic quote or dash would fail as revoked.
+        raise ConfigurationError(
+            f"District {district_id}: the {label} in the {where} contains a "
+            "character that is not ASCII, which no Clever token has; copy the "
+            "token again from the Clever dashboard."
+        )
     return value
 
 

@@ -136,6 +136,43 @@ def test_next_link_cannot_change_the_role_filter():
     assert followed == [{"limit": "10000", "role": "student", "starting_after": "u1"}]
 
 
+def test_endless_empty_pages_fail_the_pull():
+    def script(path, query, headers):
+        if path == "/v3.0/users" and query.get("role") == "student":
+            after = int(query.get("starting_after", "0"))
+            next_uri = f"/v3.0/users?role=student&starting_after={after + 1:06d}"
+            return Reply(body=clever_page([], next_uri))
+        return Reply(body=clever_page([]))
+
+    with (
+        ScriptedServer(script) as server,
+        pytest.raises(ProviderError, match="two empty pages in a row"),
+    ):
+        read_roster(clever(server.base_url, incremental=False))
+    student_pages = [q for p, q in server.requests if q.get("role") == "student"]
+
+    assert len(student_pages) == 2
+
+
+def test_one_empty_page_that_links_on_is_followed():
+    def script(path, query, headers):
+        if path == "/v3.0/users" and query.get("role") == "student":
+            after = query.get("starting_after")
+            if after is None:
+                return Reply(body=clever_page([], "/v3.0/users?starting_after=u0"))
+            if after == "u0":
+                record = {"id": "u1", "roles": {"student": {"school": "s1"}}}
+                return Reply(body=clever_page([record]))
+        if path == "/v3.0/schools":
+            return Reply(body=clever_page([{"id": "s1", "name": "School"}]))
+        return Reply(body=clever_page([]))
+
+    with ScriptedServer(script) as server:
+        roster = read_roster(clever(server.base_url, incremental=False))
+
+    assert roster.users["provider_id"].tolist() == ["u1"]
+
+
 def test_next_link_without_a_cursor_is_refused():
     def script(path, query, headers):
         if path == "/v3.0/schools":
@@ -255,6 +292,32 @@ def test_credential_with_a_line_break_is_rejected(monkeypatch):
         sent = server.requests
 
     assert sent == []
+
+
+def test_non_ascii_token_rejected_before_requests(monkeypatch):
+    monkeypatch.setenv("SCRIPTED_TOKEN", "token\u201dpasted")
+
+    with ScriptedServer(empty_clever) as server:
+        with pytest.raises(ConfigurationError, match="not ASCII") as raised:
+            read_roster(clever(server.base_url))
+        sent = server.requests
+
+    assert sent == []
+    assert "pasted" not in str(raised.value)
+
+
+def test_token_whitespace_is_removed(monkeypatch):
+    monkeypatch.setenv("SCRIPTED_TOKEN", "  abc-token\n")
+    sent = []
+
+    def script(path, query, headers):
+        sent.append(headers.get("Authorization"))
+        return empty_clever(path, query, headers)
+
+    with ScriptedServer(script) as server:
+        read_roster(clever(server.base_url))
+
+    assert set(sent) == {"Bearer abc-token"}
 
 
 def test_token_endpoint_lifetime_that_is_not_a_number_is_ignored():

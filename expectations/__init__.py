@@ -90,7 +90,8 @@ def text_is_storable(label: str) -> Any:
             "text_is_storable",
             QUARANTINE,
             label + " {provider_id} has a value that is too long for the store or "
-            "contains a NUL character.",
+            "contains a NUL character, or an id with a control or invisible "
+            "formatting character.",
         ),
     )
 

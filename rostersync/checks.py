@@ -34,7 +34,13 @@ from expectations import (
     QUARANTINE,
     TEXT_IS_STORABLE,
 )
-from rostersync.roster import TO_BE_DELETED, Finding, Roster
+from rostersync.roster import (
+    TO_BE_DELETED,
+    UNSAFE_ID_CHARACTERS,
+    Finding,
+    Roster,
+    shown_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ STORE_TEXT_LIMITS: dict[str, dict[str, int]] = {
     "enrollments": {"section_id": 300, "user_id": 300, "role": 32},
 }
 _CODE_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+_ID_COLUMNS = frozenset({"provider_id", "school_id", "section_id", "user_id"})
 
 # Great Expectations shares one execution engine per data source, so two threads
 # validating at once could read each other's batch. Validation runs under this lock.
@@ -243,7 +250,11 @@ def _min_rows(
 
 
 def _storable(frame: pd.DataFrame, entity: str) -> np.ndarray:
-    """Say per record whether every text value fits its store column without NUL."""
+    """Say per record whether every text value fits its store column without NUL.
+
+    Ids must hold no control or invisible formatting character either (such as a
+    right-to-left mark), since an id is what findings, logs and operators show.
+    """
     storable = np.ones(len(frame), dtype=bool)
     for column, limit in STORE_TEXT_LIMITS[entity].items():
         if column not in frame.columns:
@@ -255,13 +266,19 @@ def _storable(frame: pd.DataFrame, entity: str) -> np.ndarray:
             continue
         text = _arrow_strings(values)
         lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0), dtype=np.int64)
-        has_nul = _flag(pd.Series(pc.match_substring(text, "\x00").to_pandas()))
-        storable &= (lengths <= limit) & ~has_nul
+        if column in _ID_COLUMNS:
+            found = pc.match_substring_regex(text, UNSAFE_ID_CHARACTERS.pattern)
+        else:
+            found = pc.match_substring(text, "\x00")
+        storable &= (lengths <= limit) & ~_flag(pd.Series(found.to_pandas()))
     return storable
 
 
 def _ids_fit(ids: tuple[str, ...] | None, limit: int) -> bool:
-    return all(len(item) <= limit and "\x00" not in item for item in ids or ())
+    return all(
+        len(item) <= limit and not UNSAFE_ID_CHARACTERS.search(item)
+        for item in ids or ()
+    )
 
 
 def _mass_quarantine(entity: str, total: int, quarantined: set) -> list[Finding]:
@@ -684,7 +701,7 @@ def _quote(value: Any) -> str:
 
 
 def _key_text(key: tuple) -> str:
-    parts = ["(missing)" if part is None else str(part) for part in key]
+    parts = ["(missing)" if part is None else shown_id(str(part)) for part in key]
     # An enrollment's key ends with its role, which a provider can fill with any
     # text; only the known roles are shown.
     if len(parts) == 3 and parts[2] not in enrollment_expectations.ENROLLMENT_ROLES:

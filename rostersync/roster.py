@@ -7,6 +7,7 @@ as empty strings, so that two pulls of the same data compare equal.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,29 @@ ENROLLMENT_COLUMNS = ("section_id", "user_id", "role", "status")
 # A record whose status is "tobedeleted" left the shared data (OneRoster's word).
 ACTIVE = "active"
 TO_BE_DELETED = "tobedeleted"
+
+# Control characters (NUL among them), formatting characters such as bidirectional
+# and zero-width marks, and line and paragraph separators. No id may contain them.
+# RE2, which pyarrow uses, and Python's re read the same ranges.
+UNSAFE_ID_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
+def shown_id(text: str) -> str:
+    """Return an id with its control and invisible characters written as escapes.
+
+    A right-to-left mark in an id would otherwise reorder the text shown around
+    it in a log line, an error or a finding. NUL is left for the store to escape.
+    """
+    return UNSAFE_ID_CHARACTERS.sub(
+        lambda match: (
+            match.group() if match.group() == "\x00" else f"\\u{ord(match.group()):04x}"
+        ),
+        text,
+    )
+
 
 Mode = Literal["bulk", "delta"]
 Level = Literal["blocking", "quarantine", "warning"]

@@ -562,6 +562,45 @@ def test_quarantine_is_not_blocking(quarantine_case: tuple) -> None:
     assert report.blocking == []
 
 
+@pytest.mark.parametrize(
+    ("entity", "raw_id", "shown_id"),
+    [
+        ("users", "\u202est9\u200b", "\\u202est9\\u200b"),
+        ("sections", "c6\tx", "c6\\u0009x"),
+    ],
+    ids=["user-id-with-invisible-marks", "section-id-with-a-tab"],
+)
+def test_unsafe_id_quarantined_and_escaped(
+    entity: str, raw_id: str, shown_id: str
+) -> None:
+    if entity == "users":
+        frames = {
+            "users": with_row(
+                user_columns(),
+                provider_id=raw_id,
+                kind="student",
+                role="student",
+                school_id="s1",
+                school_ids=("s1",),
+                status="active",
+            )
+        }
+    else:
+        frames = {
+            "sections": with_row(
+                section_columns(), provider_id=raw_id, school_id="s1", status="active"
+            )
+        }
+
+    report = run_checks(build_roster(**frames))
+
+    assert report.quarantined[entity] == {raw_id}
+    assert [(f.check, f.provider_id) for f in report.findings] == [
+        ("text_is_storable", shown_id)
+    ]
+    assert raw_id not in report.findings[0].message
+
+
 def test_unknown_role_message_names_the_user_only() -> None:
     users = with_row(user_columns(), provider_id="p1", role="parent")
     report = run_checks(build_roster(users=users))

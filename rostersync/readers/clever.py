@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from rostersync.errors import RosterFileError, RosterSourceError
 from rostersync.grades import normalize_grade, unknown_grade_finding
 from rostersync.readers.columns import GroupedRows, KeyedRows
@@ -22,6 +24,7 @@ from rostersync.roster import (
     USER_COLUMNS,
     Finding,
     Roster,
+    shown_id,
 )
 
 # Clever v3 roles that make a user an educator. A user with several of them gets the
@@ -132,13 +135,21 @@ class CleverRosterBuilder:
         RosterSourceError when the records name more than one district.
         """
         self._check_one_district(source)
+        users = self._users.frame()
+        findings = self._findings()
+        if not delta:
+            # Events change a user's role in order; the pages of one full pull
+            # must agree on it.
+            users, findings = _without_disagreeing_kinds(
+                users, self._users.disagreeing("kind"), findings
+            )
         roster = Roster(
             schools=self._schools.frame(),
-            users=self._users.frame(),
+            users=users,
             sections=self._sections.frame(),
             enrollments=self._enrollments.frame(),
             source=source,
-            findings=self._findings(),
+            findings=findings,
         )
         if delta:
             roster.modes = dict.fromkeys(roster.modes, "delta")
@@ -174,7 +185,7 @@ class CleverRosterBuilder:
             if provider_id in first_index:
                 problem = (
                     f"Records data[{first_index[provider_id]}] and data[{index}] "
-                    f"have the same id {provider_id}."
+                    f"have the same id {shown_id(provider_id)}."
                 )
                 raise self._error(where, problem, _DUPLICATE_FIX)
             first_index[provider_id] = index
@@ -185,7 +196,7 @@ class CleverRosterBuilder:
         try:
             yield
         except _InvalidField as exc:
-            problem = f"Record data[{index}] (id {provider_id}): {exc}"
+            problem = f"Record data[{index}] (id {shown_id(provider_id)}): {exc}"
             raise self._error(where, problem, _RECORD_FIX) from exc
 
     def _note_district(self, data: dict) -> None:
@@ -340,6 +351,29 @@ class CleverRosterBuilder:
         for provider_id in sorted(self._unknown_grade_ids):
             findings.append(unknown_grade_finding(provider_id, "Clever"))
         return findings
+
+
+def _without_disagreeing_kinds(
+    users: pd.DataFrame, disagreeing: set[str], findings: list[Finding]
+) -> tuple[pd.DataFrame, list[Finding]]:
+    """Clear the kind of users who came as a student and as an educator.
+
+    Such a user is quarantined by the data checks, so the stored record keeps its
+    kind until a pull agrees with itself, instead of the last page deciding.
+    """
+    if not disagreeing:
+        return users, findings
+    users = users.copy()
+    users.loc[users["provider_id"].isin(disagreeing), "kind"] = pd.NA
+    message = (
+        "The user came as a student on one page of the pull and as an educator "
+        "on another; the stored record is kept until a pull agrees."
+    )
+    extra = [
+        Finding("users", "kind_differs_between_pages", "warning", message, user_id)
+        for user_id in sorted(disagreeing)
+    ]
+    return users, [*findings, *extra]
 
 
 def read_clever_files(folder: Path | str) -> Roster:
@@ -592,7 +626,9 @@ def _text(value: Any, field: str) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
-            raise _InvalidField(f"{field} is {value}, expected a string.")
+            raise _InvalidField(
+                f"{field} is a number that is not finite, expected a string."
+            )
         return str(value)
     raise _InvalidField(f"{field} is a JSON {_json_type(value)}, expected a string.")
 

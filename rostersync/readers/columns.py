@@ -92,6 +92,16 @@ class KeyedRows:
         self._chunks.clear()
         self._removed.clear()
 
+    def disagreeing(self, column: str) -> set[str]:
+        """Return the keys whose rows added so far differ in ``column``."""
+        rows = self._chunks.combined()
+        repeated = rows[rows[_KEY].duplicated(keep=False)]
+        if repeated.empty:
+            return set()
+        values = repeated[column].astype("string").fillna("")
+        distinct = values.groupby(repeated[_KEY]).nunique()
+        return set(distinct.index[distinct > 1])
+
     def frame(self) -> pd.DataFrame:
         """Return one row per key, the last one added, without removed keys."""
         rows = self._chunks.combined().drop_duplicates(_KEY, keep="last")

@@ -31,6 +31,7 @@ from rostersync.roster import (
     Mode,
     Roster,
     frame_from_columns,
+    shown_id,
 )
 
 # The collections a pull reads, in the order a pull must read them: a user's orgs
@@ -93,9 +94,8 @@ class OneRosterRestBuilder:
             try:
                 add_record(provider_id, record)
             except _InvalidField as exc:
-                problem = (
-                    f"Record {collection}[{index}] (sourcedId {provider_id}): {exc}"
-                )
+                shown = shown_id(provider_id)
+                problem = f"Record {collection}[{index}] (sourcedId {shown}): {exc}"
                 raise self._error(where, problem, _RECORD_FIX) from exc
             self._received[collection].add(provider_id)
 
@@ -262,7 +262,8 @@ class OneRosterRestBuilder:
             if provider_id in first_index:
                 problem = (
                     f"Records {collection}[{first_index[provider_id]}] and "
-                    f"{collection}[{index}] have the same sourcedId {provider_id}."
+                    f"{collection}[{index}] have the same sourcedId "
+                    f"{shown_id(provider_id)}."
                 )
                 raise self._error(where, problem, _DUPLICATE_FIX)
             first_index[provider_id] = index
@@ -441,7 +442,9 @@ def _text(value: Any, field: str) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            raise _InvalidField(f"{field} is {value}, expected a string.")
+            raise _InvalidField(
+                f"{field} is a number that is not finite, expected a string."
+            )
         return str(value)
     raise _InvalidField(f"{field} is a JSON {_json_type(value)}, expected a string.")
 

@@ -707,3 +707,54 @@ def test_duplicate_id_in_page_is_error(demo_folder: Path, tmp_path: Path):
         match=rf"data\[4\] and data\[{duplicate_index}\] have the same id",
     ):
         read_clever_files(folder)
+
+
+def _build_pages(*user_pages: list[dict]) -> Roster:
+    builder = CleverRosterBuilder()
+    builder.add_schools_page(_page(_school("s-1")), "schools page")
+    for number, users in enumerate(user_pages, start=1):
+        builder.add_users_page(_page(*users), f"users page {number}")
+    builder.add_sections_page(_page(), "sections page")
+    return builder.build("https://clever.test")
+
+
+def test_two_role_user_keeps_kind() -> None:
+    roles = {"teacher": {"school": "s-1"}, "staff": {"school": "s-1"}}
+    user = _user("u-1", roles)
+
+    roster = _build_pages([user], [user])
+
+    assert _user_row(roster, "u-1")["kind"] == "educator"
+    assert [f.check for f in roster.findings] == []
+
+
+def test_student_and_teacher_copies_clear_kind() -> None:
+    as_student = _user("u-1", {"student": _student()})
+    as_teacher = _user("u-1", {"teacher": {"school": "s-1"}})
+
+    roster = _build_pages([as_student], [as_teacher])
+
+    assert pd.isna(_user_row(roster, "u-1")["kind"])
+    assert [(f.check, f.provider_id) for f in roster.findings] == [
+        ("kind_differs_between_pages", "u-1")
+    ]
+
+
+def test_non_finite_grade_is_not_quoted() -> None:
+    user = _user("u-1", {"student": _student(grade=float("nan"))})
+
+    with pytest.raises(RosterSourceError) as raised:
+        _build(users=[user])
+
+    assert "grade is a number that is not finite" in str(raised.value)
+    assert "is nan" not in str(raised.value).lower()
+
+
+def test_reader_error_shows_an_invisible_id_escaped() -> None:
+    user = _user("\u202eu-1", {"student": _student(grade=float("inf"))})
+
+    with pytest.raises(RosterSourceError) as raised:
+        _build(users=[user])
+
+    assert "(id \\u202eu-1)" in str(raised.value)
+    assert "\u202e" not in str(raised.value)

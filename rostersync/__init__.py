@@ -14,6 +14,9 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "rostersync")
 # The emulators and the command line log outside flow runs, where Prefect's API
 # handler has no run to attach a line to.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# Without PREFECT_API_URL each command starts a temporary Prefect server. It
+# takes 10 to 15 s on an idle machine, and Prefect's default wait is 20 s.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 if logging.getLogger("rostersync").level == logging.NOTSET:
     logging.getLogger("rostersync").setLevel(logging.INFO)
 

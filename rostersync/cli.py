@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import rostersync  # noqa: F401 - sets the no-telemetry environment first
-from rostersync.errors import RostersyncError
+from rostersync.errors import PrefectUnavailableError, RostersyncError
 from rostersync.results import EXIT_CODES, SyncResult, empty_counts
 
 EXIT_USAGE = 2
@@ -19,7 +20,8 @@ SYNC_EPILOG = """exit codes:
   0  completed: the plan was applied (or, with --dry-run, computed)
   1  failed: nothing was written; the reason says why
   2  the command line or the district's settings are invalid, the district
-     is not registered, or the store cannot be opened
+     is not registered, the store cannot be opened, or the temporary Prefect
+     server did not start
   3  held: the plan archives more users than the district's threshold;
      nothing was written and the plan is stored for an operator
 """
@@ -35,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except RostersyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # A script reading stdout gets an object even when no run started.
+            no_run = {
+                "district_id": getattr(args, "district_id", None),
+                "status": None,
+                "reason": str(exc),
+            }
+            print(json.dumps(no_run))
         return EXIT_USAGE
     except ValidationError as exc:
         # The error's own text quotes the value, which may be a secret.
@@ -223,8 +233,6 @@ def _credentials_from(args: argparse.Namespace) -> dict[str, dict[str, str]]:
 
 
 def _warn_unset_variables(references: dict[str, dict[str, str]]) -> None:
-    import os
-
     for name, reference in references.items():
         variable = reference.get("env")
         if variable and not os.environ.get(variable):
@@ -236,9 +244,18 @@ def _warn_unset_variables(references: dict[str, dict[str, str]]) -> None:
 
 
 def _source_argument(source: str | None) -> str | None:
-    from rostersync.providers.http import is_url
+    """Return the source as stored: a URL as given, a path made absolute.
 
-    if source is None or is_url(source):
+    Spaces around it, which a pasted URL often has, are removed.
+    """
+    from rostersync.providers.http import is_url
+    from rostersync.store.districts import check_scheme
+
+    if source is None:
+        return None
+    source = source.strip()
+    check_scheme(source)
+    if is_url(source):
         return source
     return str(Path(source).expanduser().resolve())
 
@@ -348,12 +365,26 @@ def run_sync(
     """Run the daily-sync flow once and return its result, whatever its status."""
     from flows.daily_sync import daily_sync
 
-    state = daily_sync(
-        district_id=district_id,
-        dry_run=dry_run,
-        full_pull=full_pull,
-        return_state=True,
-    )
+    try:
+        state = daily_sync(
+            district_id=district_id,
+            dry_run=dry_run,
+            full_pull=full_pull,
+            return_state=True,
+        )
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        # Prefect's message contains the server's whole output, so a one-line
+        # message replaces it.
+        raise PrefectUnavailableError(
+            "The temporary Prefect server did not start in time, so no sync ran "
+            "and nothing was written. Run the command again. On a busy machine, "
+            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (now "
+            f"{os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')} "
+            "s), or start a server with `prefect server start` and set "
+            "PREFECT_API_URL to its API."
+        ) from None
     outcome: Any = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncResult):
         return outcome
@@ -404,7 +435,6 @@ DEMO_TOKEN_VARIABLE = "ROSTERSYNC_DEMO_CLEVER_TOKEN"
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import os
     import secrets
 
     from rostersync.demo import DemoSize, write_demo_district

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -266,6 +267,48 @@ def test_district_update_unknown_district_exits_two(store_url, capsys):
     assert "is not registered" in capsys.readouterr().err
 
 
+def test_sync_json_unknown_district_prints_object(store_url, capsys):
+    status = main(["sync", "nowhere", "--json"])
+
+    printed = json.loads(capsys.readouterr().out)
+    assert status == 2
+    assert printed["district_id"] == "nowhere"
+    assert printed["status"] is None
+    assert "is not registered" in printed["reason"]
+
+
+@pytest.mark.parametrize("source", ["ftp://127.0.0.1/", "file:///etc/passwd"])
+def test_source_with_another_url_scheme_is_refused(store_url, capsys, source):
+    status = main(
+        [
+            "district", "add", "d", "--name", "D", "--provider", "clever",
+            "--source", source, "--token-env", "SOME_TOKEN",
+        ]
+    )  # fmt: skip
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "scheme" in error
+    assert str(Path.cwd()) not in error
+
+
+def test_spaces_around_a_source_are_removed(store_url, tmp_path, capsys):
+    folder = write_demo_district(tmp_path / "csv", DemoSize(students=10, schools=1))
+    status = main(
+        [
+            "district", "add", "d", "--name", "D", "--provider", "oneroster-csv",
+            "--source", f"  {folder} ",
+        ]
+    )  # fmt: skip
+
+    with get_engine().connect() as connection:
+        stored = connection.execute(
+            sa.text("select source from integrations where district_id = 'd'")
+        ).scalar_one()
+    assert status == 0
+    assert stored == str(folder)
+
+
 @pytest.mark.parametrize(
     "url",
     ["mysql://user@127.0.0.1/portal", "postgresql://postgres@127.0.0.1:5432/test"],
@@ -471,3 +514,36 @@ def test_district_add_warns_about_an_unset_variable(store_url, capsys, monkeypat
 
     assert status == 0
     assert "CLEVER_TOKEN_UNSET (token) is not set" in capsys.readouterr().err
+
+
+def test_prefect_server_timeout_exits_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    folder = write_demo_district(tmp_path / "csv", DemoSize(students=20, schools=1))
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env.update(
+        ROSTERSYNC_DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+    )
+    command = [sys.executable, "-m", "rostersync.cli"]
+    add = [
+        "district", "add", "d", "--name", "D", "--provider", "oneroster-csv",
+        "--source", str(folder),
+    ]  # fmt: skip
+    subprocess.run([*command, *add], env=env, check=True, capture_output=True)
+
+    sync = subprocess.run(
+        [*command, "sync", "d"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    engine = sa.create_engine(env["ROSTERSYNC_DATABASE_URL"])
+    with engine.connect() as connection:
+        runs = connection.execute(sa.text("select count(*) from sync_runs")).scalar()
+    engine.dispose()
+    assert sync.returncode == 2
+    assert "Traceback" not in sync.stderr
+    assert "error: The temporary Prefect server did not start" in sync.stderr
+    assert runs == 0

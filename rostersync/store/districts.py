@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -285,8 +286,27 @@ def _settings_of(district: District, integration: Integration) -> dict[str, Any]
     }
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,19})://")
+
+
+def check_scheme(source: str) -> None:
+    """Raise ConfigurationError for a URL that is not http or https."""
+    match = _SCHEME.match(source)
+    if match and not _is_url(source):
+        raise ConfigurationError(
+            f"Source scheme {match.group(1)!r} is not supported; use the "
+            "provider API's https URL, or the path of a folder or zip file "
+            "without a scheme."
+        )
+
+
 def check_source(provider: str, source: str) -> None:
     """Raise ConfigurationError unless ``source`` looks like the provider's data."""
+    check_scheme(source)
+    if source != source.strip():
+        raise ConfigurationError(
+            "The source has spaces or line breaks around it; pass it without them."
+        )
     if _is_url(source):
         _check_api_source(provider, source)
         return

@@ -55,6 +55,8 @@ def daily_sync(
         )
         _run_steps(result, integration, findings, full_pull)
     except RostersyncError as exc:
+        if exc.pull is not None:
+            result.pull = exc.pull
         _fail(result, findings, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
         # The message of an unexpected error may quote record values, so the log

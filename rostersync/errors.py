@@ -9,6 +9,7 @@ RostersyncError
 ├── BlockingCheckError     a blocking data check failed, so nothing was written
 ├── StaleStoreError        the store changed after a plan was made
 ├── StoreError             the store rejected a statement or cannot be reached
+├── PrefectUnavailableError  the Prefect server could not be started or reached
 └── UnexpectedError        any other exception of a task, without its message
 
 ``transient`` says whether trying the same step again may succeed; the flows retry
@@ -22,13 +23,22 @@ from pathlib import Path
 
 
 class RostersyncError(Exception):
-    """Base class of every error this project raises on purpose."""
+    """Base class of every error this project raises on purpose.
+
+    ``pull`` contains the figures of a provider pull that failed part way (requests,
+    retries, pages), for the run's report.
+    """
 
     transient = False
+    pull: dict | None = None
 
 
 class ConfigurationError(RostersyncError):
     """A district, an integration or an option is missing or invalid."""
+
+
+class PrefectUnavailableError(RostersyncError):
+    """The Prefect server that runs the flows could not be started or reached."""
 
 
 class RosterSourceError(RostersyncError):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from rostersync.errors import ConfigurationError
+from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.providers.http import (
     BearerToken,
     ProviderHttp,
@@ -156,13 +156,18 @@ def _session(
         origin, timeout=settings.http_timeout_seconds, auth=auth, transport=transport
     )
     with client:
-        yield ProviderHttp(
+        http = ProviderHttp(
             client,
             provider=integration.provider,
             policy=RetryPolicy.from_settings(settings),
             limiter=limiter,
             token_source=token_source,
         )
+        try:
+            yield http
+        except RostersyncError as exc:
+            exc.pull = http.stats.as_dict()
+            raise
 
 
 def _existing_path(integration: IntegrationConfig) -> Path:

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +20,7 @@ from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district, update_district
 from tests import datasets
 from tests.conftest import REAL_INPUT
+from tests.providers.scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "fast_retries")
 
@@ -293,6 +295,19 @@ def test_fault_that_persists_fails_the_run_and_writes_nothing(
     assert "nothing was written" in result.reason or "credentials" in result.reason
     assert run_row(result.run_id).status == "failed"
     assert store_content("d") == before
+
+
+def test_failed_pull_reports_its_requests(clever_district):
+    emulator, _ = clever_district
+    emulator.add_fault("server-error:path=users,page=2,times=0")
+    emulator.clear_requests()
+
+    result = run_sync("d")
+
+    assert result.status == "failed"
+    assert result.pull["mode"] == "full"
+    assert result.pull["retries"] == 4
+    assert result.pull["requests"] == len(emulator.requests)
 
 
 def test_oneroster_pages_that_keep_moving_fail_without_archiving(store_url, tmp_path):
@@ -801,6 +816,50 @@ def test_user_with_an_unknown_role_is_quarantined_not_archived(store_url, tmp_pa
     assert result.counts["students"]["archived"] == 0
     assert "demo-stu-7" in quarantined_users(result.run_id)
     assert statuses_of("role")["demo-stu-7"] == "active"
+
+
+def test_student_listed_again_as_a_teacher_is_quarantined(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "clever", DemoSize(students=60, schools=1), format="clever"
+    )
+    users = json.loads((folder / "users.json").read_text(encoding="utf-8"))["data"]
+    student = next(r for r in users if r["data"]["id"] == "demo-stu-3")
+    as_teacher = json.loads(json.dumps(student))
+    as_teacher["data"]["roles"] = {"teacher": {"school": "demo-sch-1"}}
+    add_copy = False
+
+    with CleverEmulator([folder], token=TOKEN) as emulator:
+
+        def proxy(path, query, headers):
+            reply = httpx.get(
+                emulator.base_url + path,
+                params=query,
+                headers={"Authorization": headers["Authorization"]},
+            )
+            body = reply.content
+            first_teacher_page = (
+                path == "/v3.0/users"
+                and query.get("role") == "teacher"
+                and "starting_after" not in query
+            )
+            if add_copy and first_teacher_page:
+                page = reply.json()
+                page["data"].append(as_teacher)
+                body = json.dumps(page).encode()
+            return Reply(reply.status_code, body)
+
+        with ScriptedServer(proxy) as server:
+            register_clever("dup", server.base_url, incremental=False)
+            assert run_sync("dup").status == "completed"
+            before = store_content("dup")
+            add_copy = True
+
+            result = run_sync("dup")
+
+    assert result.status == "completed"
+    assert "demo-stu-3" in quarantined_users(result.run_id)
+    assert result.counts["educators"]["updated"] == 0
+    assert store_content("dup") == before
 
 
 def statuses_of(district_id: str) -> dict[str, str]:

@@ -103,7 +103,7 @@ class CursorUpdate:
 
 @dataclass
 class PullInfo:
-    """How a pull from a provider went, in counts only.
+    """Figures of one pull from a provider, in counts only.
 
     ``reason`` explains why a pull is full when an incremental one was possible.
     ``pages`` and ``records`` count per collection what the provider sent,

@@ -53,13 +53,13 @@ class Settings(BaseSettings):
     http_backoff_max_seconds: float = Field(
         default=60.0,
         ge=0,
-        description="Longest wait between two tries of a provider request, in seconds.",
+        description="Maximum wait between two tries of a provider request, in seconds.",
     )
     rate_limit_max_wait_seconds: float = Field(
         default=300.0,
         ge=0,
         description=(
-            "Longest wait for a provider's rate-limit reset after a 429 response; "
+            "Maximum wait for a provider's rate-limit reset after a 429 response; "
             "a later reset fails the pull."
         ),
     )

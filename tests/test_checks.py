@@ -1072,7 +1072,7 @@ def test_delta_user_of_an_unknown_school_is_quarantined() -> None:
     assert report.quarantined["users"] == {"st1"}
 
 
-def test_delta_user_of_a_school_leaving_in_it_is_quarantined() -> None:
+def test_delta_user_of_leaving_school_quarantined() -> None:
     roster = delta_without_schools()
     roster.schools = frame_from_columns(
         {"provider_id": ["s9"], "name": ["Gone"], "status": ["tobedeleted"]},
@@ -1092,7 +1092,7 @@ def test_removal_without_a_role_is_not_quarantined() -> None:
     assert "gone1" not in report.quarantined["users"]
 
 
-def test_small_delta_with_one_bad_user_is_not_blocked() -> None:
+def test_small_bad_delta_not_blocked() -> None:
     roster = delta_without_schools()
     roster.users["email"] = "not-an-address"
 
@@ -1107,7 +1107,7 @@ def test_small_delta_with_one_bad_user_is_not_blocked() -> None:
     assert report.blocking == []
 
 
-def test_delta_with_most_of_the_store_bad_is_blocked() -> None:
+def test_mostly_bad_delta_is_blocked() -> None:
     roster = delta_without_schools()
     roster.users["email"] = "not-an-address"
 

@@ -359,7 +359,7 @@ def test_quarantined_section_listed_in_full_keeps_its_enrollments():
     assert plan.changes["enrollments"].empty
 
 
-def test_listed_enrollment_of_an_archived_user_is_not_restored():
+def test_archived_user_enrollment_not_restored():
     stored = stored_enrollments("u1", "u2")
     stored[1]["status"] = "archived"
     pulled = [{**row, "status": "active"} for row in stored]
@@ -384,7 +384,7 @@ def test_enrollment_of_a_section_leaving_is_not_created():
     assert plan.changes["sections"]["action"].tolist() == ["archive"]
 
 
-def test_enrollment_of_a_user_archived_by_the_plan_is_archived():
+def test_enrollment_follows_archived_user():
     plan = plan_changes(
         "d",
         roster([student("u1")], stored_enrollments("u1", "u2")),

@@ -156,7 +156,7 @@ class OneRosterEmulator(EmulatorServer):
         self.total_count_header = total_count_header
         self.link_header = link_header
         self.token_lifetime = token_lifetime
-        # Some providers serve fewer records per page than the limit asks for.
+        # Some providers serve fewer records per page than the limit requests.
         self.page_cap = page_cap
         self._client_id = client_id
         self._client_secret = client_secret

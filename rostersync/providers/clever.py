@@ -4,7 +4,7 @@ A full pull reads districts, schools, users (one role at a time, so contacts'
 data is never requested), sections and terms, page by page, following each
 page's ``links[rel=next]``. An incremental pull reads the Events API from the
 stored cursor and applies each event's new record state. Pages go to the
-``CleverRosterBuilder`` one at a time, so a pull never holds a whole collection's
+``CleverRosterBuilder`` one at a time, so a pull never keeps a whole collection's
 JSON in memory.
 """
 
@@ -129,8 +129,8 @@ class CleverClient:
         """Yield the pages of events after ``event_id``, oldest first.
 
         ``FROM_FIRST_EVENT`` reads from the oldest event Clever keeps. Raises
-        CursorRejected when Clever answers the first page with 400 or 404, its
-        answer to an unknown or expired cursor.
+        CursorRejected when Clever responds to the first page with 400 or 404, as
+        it does for an unknown or expired cursor.
         """
         after = {} if event_id == FROM_FIRST_EVENT else {"starting_after": event_id}
         pages = self.pages("events", after)

@@ -102,15 +102,15 @@ def _secret_block(district_id: str, label: str, block: str) -> str:
         secret = Secret.load(block, _sync=True)  # type: ignore[call-arg]
     except ValueError as exc:
         raise ConfigurationError(
-            f"District {district_id}: the Prefect Secret block {block!r}, which holds "
-            f"the integration's {label}, is not found. Create it in the Prefect UI "
-            "(Blocks, Secret) or with Secret(value=...).save(name)."
+            f"District {district_id}: the Prefect Secret block {block!r}, which "
+            f"contains the integration's {label}, is not found. Create it in the "
+            "Prefect UI (Blocks, Secret) or with Secret(value=...).save(name)."
         ) from exc
     value = secret.get()  # type: ignore[union-attr]
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(
-            f"District {district_id}: the Prefect Secret block {block!r}, which holds "
-            f"the integration's {label}, is empty or not text."
+            f"District {district_id}: the Prefect Secret block {block!r}, which "
+            f"contains the integration's {label}, is empty or not text."
         )
     return value.strip()
 

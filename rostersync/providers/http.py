@@ -40,8 +40,8 @@ RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 # recovering.
 MAX_RATE_LIMITED = 50
 RATE_WINDOW_SECONDS = 60.0
-# A district of a million students sends a few million enrollments; ten times
-# that is not a roster, and would exhaust memory before the pull ended.
+# A district of a million students sends a few million enrollments. About ten
+# times that is not a roster, and would exhaust memory before the pull ended.
 MAX_RECORDS_PER_COLLECTION = 50_000_000
 # Error codes that responses may quote, from RFC 6749 section 5.2 and the OneRoster
 # imsx_CodeMinorFieldValue vocabulary.
@@ -181,7 +181,7 @@ class TokenUnavailable(Exception):
 
 
 class TokenSource(Protocol):
-    """A bearer token that ``ProviderHttp`` asks for before each request."""
+    """A source of the bearer token that ``ProviderHttp`` adds to each request."""
 
     def token(self, http: ProviderHttp) -> str:
         """Return a token, fetching one with ``http.post_form`` when needed."""
@@ -295,32 +295,11 @@ class ProviderHttp:
 
     def _send(self, path: str, params: Params) -> _Reply:
         """Send one GET and read its body, within the size and time limits."""
-        started = time.perf_counter()
-        self.stats.requests += 1
         request = self.client.build_request("GET", path, params=_query(params))
-        shown = request.url.raw_path.decode("ascii", "replace")
         if self.token_source is not None:
             token = self.token_source.token(self)
             request.headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = self.client.send(request, stream=True)
-            try:
-                content = self._read(response, started, shown)
-            finally:
-                response.close()
-        except (httpx.RequestError, _SlowResponse) as exc:
-            logger.debug(
-                "%s GET %s failed with %s", self.provider, shown, type(exc).__name__
-            )
-            raise
-        logger.debug(
-            "%s GET %s %d (%.2f s)",
-            self.provider,
-            shown,
-            response.status_code,
-            time.perf_counter() - started,
-        )
-        return _Reply(response, content)
+        return self._exchange(request, client_auth=True)
 
     def post_form(
         self, url: str, form: dict[str, str], headers: dict[str, str]
@@ -330,18 +309,38 @@ class ProviderHttp:
         Raises httpx.RequestError or a slow-response error, which ``get_json``
         tries again like its own.
         """
+        request = self.client.build_request("POST", url, data=form, headers=headers)
+        return self._exchange(request, client_auth=False)
+
+    def _exchange(self, request: httpx.Request, *, client_auth: bool) -> _Reply:
+        """Send ``request``, read its body, and log its method, path and status.
+
+        ``client_auth`` False sends the request without the client's
+        authentication, because a token endpoint gets its own Basic header.
+        """
         started = time.perf_counter()
         self.stats.requests += 1
-        request = self.client.build_request("POST", url, data=form, headers=headers)
         shown = request.url.raw_path.decode("ascii", "replace")
-        response = self.client.send(request, stream=True, auth=None)
+        auth = httpx.USE_CLIENT_DEFAULT if client_auth else None
         try:
-            content = self._read(response, started, shown)
-        finally:
-            response.close()
+            response = self.client.send(request, stream=True, auth=auth)
+            try:
+                content = self._read(response, started, shown)
+            finally:
+                response.close()
+        except (httpx.RequestError, _SlowResponse) as exc:
+            logger.debug(
+                "%s %s %s failed with %s",
+                self.provider,
+                request.method,
+                shown,
+                type(exc).__name__,
+            )
+            raise
         logger.debug(
-            "%s POST %s %d (%.2f s)",
+            "%s %s %s %d (%.2f s)",
             self.provider,
+            request.method,
             shown,
             response.status_code,
             time.perf_counter() - started,
@@ -596,8 +595,8 @@ def check_base_url(
         )
     if parsed.userinfo or parsed.query or parsed.fragment:
         raise ConfigurationError(
-            f"{prefix}{label} {shown} holds a user, query or fragment, which are not "
-            "shown here; give the base URL only, and name the credentials with "
+            f"{prefix}{label} {shown} contains a user, query or fragment, which "
+            "are not shown here; give the base URL only, and name the credentials with "
             "--token-env or --client-id-env."
         )
     if parsed.scheme == "http" and not is_loopback(parsed.host):

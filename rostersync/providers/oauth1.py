@@ -20,7 +20,7 @@ SIGNATURE_METHOD = "HMAC-SHA256"
 
 
 def percent_encode(value: str) -> str:
-    """Encode ``value`` as RFC 5849 section 3.6 asks: only unreserved bytes stay."""
+    """Encode ``value`` as RFC 5849 section 3.6 requires: only unreserved bytes stay."""
     return quote(value.encode("utf-8"), safe="-._~")
 
 
@@ -93,7 +93,7 @@ def authorization_header(
 ) -> str:
     """Sign a request and return its ``Authorization: OAuth ...`` header value.
 
-    ``query`` holds the request's decoded query parameters; a GET has no body
+    ``query`` contains the request's decoded query parameters. A GET has no body
     parameters to sign.
     """
     protocol = oauth_parameters(consumer_key, timestamp=timestamp, nonce=nonce)

@@ -1,10 +1,11 @@
 """Pull a district's roster from a OneRoster 1.1 REST API, as ClassLink serves it.
 
-Collections are paged with ``limit`` and ``offset`` until a short page. When the
-provider sends ``X-Total-Count``, the distinct records pulled must match it; a
-collection that changed while it was paged is read once more, and fails the pull
-if it still does not match. Requests are signed with OAuth 1.0a HMAC-SHA256 or
-carry an OAuth 2 client-credentials token.
+Collections are paged with ``limit`` and ``offset`` until the provider's headers
+or a short page show the end. When the provider sends ``X-Total-Count``, the
+distinct records pulled must match it. A collection that changed while it was
+paged is read once more, and fails the pull if it still does not match. Requests
+are signed with OAuth 1.0a HMAC-SHA256 or carry an OAuth 2 client-credentials
+token.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ BASE_PATH = "/ims/oneroster/v1p1"
 # The collections in the order they are pulled, and those a delta may filter.
 # Orgs are pulled whole because users' schools resolve through the org tree.
 # Enrollments are pulled whole because an enrollment that moves to another class
-# keeps its sourcedId, while the store knows enrollments by class, user and role,
-# so only a whole pull shows the old one is gone. Academic sessions are few.
+# keeps its sourcedId, while the store identifies enrollments by class, user and
+# role, so only a whole pull shows the old one is gone. Academic sessions are few.
 COLLECTIONS = ("orgs", "academicSessions", "users", "classes", "enrollments")
 DELTA_COLLECTIONS = ("users", "classes")
 # A delta requests records changed since the previous pull began, less this
@@ -201,7 +202,7 @@ class OneRosterClient:
     ) -> Iterator[tuple[dict, str, int | None]]:
         """Yield each page of ``collection``, the request, and its X-Total-Count.
 
-        A provider may serve fewer records than ``limit`` asks for, so a short page
+        A provider may serve fewer records than ``limit`` requests, so a short page
         ends the collection only when nothing says more follow. The signs, in order:
         X-Total-Count, a ``Link`` header with or without ``rel="next"``, and a page
         shorter than an earlier one. Otherwise one more request confirms the end.
@@ -247,7 +248,7 @@ def _is_last_page(
         return "next" not in response.links
     if received >= limit:
         return False
-    # A page shorter than an earlier one is the end; a short first page may be the
+    # A page shorter than an earlier one is the end. A short first page may be the
     # provider's page size, which only the next request shows.
     return largest > 0 and received < largest
 
@@ -264,7 +265,7 @@ def pull_oneroster(
     """Pull the district's roster, as a delta from ``cursor`` when allowed.
 
     In a delta, users and classes are those changed since the cursor, and a missing
-    record has not changed; ``tobedeleted`` archives in both kinds of pull.
+    record has not changed. In both kinds of pull, ``tobedeleted`` archives.
     """
     now = now or datetime.now(UTC)
     started = time.perf_counter()

@@ -107,7 +107,7 @@ class Integration(Base):
     status: Mapped[str] = mapped_column(String(32), default=ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
     # Where the next incremental pull starts: the last Clever event id applied, or
-    # a OneRoster dateLastModified bound; events_cursor_at is when that event
+    # a OneRoster dateLastModified bound. events_cursor_at is when that event
     # happened or the bound was taken. Both change only when a pull is applied.
     events_cursor: Mapped[str | None] = mapped_column(String(128))
     events_cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

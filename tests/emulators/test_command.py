@@ -250,6 +250,39 @@ def read_first_line(process: subprocess.Popen) -> str:
     return lines.get(timeout=STARTUP_TIMEOUT)
 
 
+@contextmanager
+def clever_process(folder: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Run `emulate clever` in a child process; yield it and its URL, then stop it."""
+    command = [
+        sys.executable, "-c", SCRIPT,
+        "emulate", "clever", "--data", str(folder), "--port", "0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=REPOSITORY,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process, URL.search(read_first_line(process)).group(0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def get_list(url: str, collection: str) -> httpx.Response:
+    return httpx.get(
+        f"{url}/v3.0/{collection}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=HTTP_TIMEOUT,
+    )
+
+
 @pytest.mark.parametrize(
     "number",
     [
@@ -258,74 +291,25 @@ def read_first_line(process: subprocess.Popen) -> str:
     ],
 )
 def test_signal_stops_emulator_process(clever_folder, number):
-    environment = {**os.environ, TOKEN_ENV: TOKEN}
-    command = [
-        sys.executable, "-c", SCRIPT,
-        "emulate", "clever", "--data", str(clever_folder), "--port", "0",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = read_first_line(process)
-        url = URL.search(line).group(0)
-        response = httpx.get(
-            f"{url}/v3.0/schools",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=HTTP_TIMEOUT,
-        )
+    with clever_process(clever_folder) as (process, url):
+        response = get_list(url, "schools")
         process.send_signal(number)
         status = process.wait(timeout=STOP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        process.stdout.close()
-        process.stderr.close()
 
     assert response.status_code == 200
     assert status == 0
 
 
 def test_sighup_reloads_and_records_events(clever_folder):
-    environment = {**os.environ, TOKEN_ENV: TOKEN}
-    command = [
-        sys.executable, "-c", SCRIPT,
-        "emulate", "clever", "--data", str(clever_folder), "--port", "0",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = URL.search(read_first_line(process)).group(0)
+    with clever_process(clever_folder) as (process, url):
         (clever_folder / "schools.json").write_text(
             '{"data": [], "links": []}', encoding="utf-8"
         )
         process.send_signal(signal.SIGHUP)
         reloaded = read_first_line(process)
-        events = httpx.get(
-            f"{url}/v3.0/events",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=HTTP_TIMEOUT,
-        ).json()["data"]
+        events = get_list(url, "events").json()["data"]
         process.send_signal(signal.SIGINT)
         process.wait(timeout=STOP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        process.stdout.close()
-        process.stderr.close()
 
     assert "reloaded" in reloaded
     assert events
@@ -333,42 +317,14 @@ def test_sighup_reloads_and_records_events(clever_folder):
 
 
 def test_bad_file_on_sighup_keeps_the_earlier_data(clever_folder):
-    environment = {**os.environ, TOKEN_ENV: TOKEN}
-    command = [
-        sys.executable, "-c", SCRIPT,
-        "emulate", "clever", "--data", str(clever_folder), "--port", "0",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = URL.search(read_first_line(process)).group(0)
-        before = httpx.get(
-            f"{url}/v3.0/users",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=HTTP_TIMEOUT,
-        ).json()["data"]
+    with clever_process(clever_folder) as (process, url):
+        before = get_list(url, "users").json()["data"]
         (clever_folder / "users.json").write_text('{"data":[', encoding="utf-8")
         process.send_signal(signal.SIGHUP)
         error = read_first_error_line(process)
-        after = httpx.get(
-            f"{url}/v3.0/users",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=HTTP_TIMEOUT,
-        ).json()["data"]
+        after = get_list(url, "users").json()["data"]
         process.send_signal(signal.SIGINT)
         status = process.wait(timeout=STOP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        process.stdout.close()
-        process.stderr.close()
 
     assert "were not reloaded" in error
     assert after == before

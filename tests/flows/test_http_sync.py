@@ -169,7 +169,7 @@ def run_row(run_id: str) -> sa.Row:
 
 
 @pytest.mark.real_input
-def test_clever_demo_through_the_emulator_gives_the_files_store(store_url, tmp_path):
+def test_clever_demo_over_http_matches_files(store_url, tmp_path):
     folder = datasets.copy_clever_demo(tmp_path / "clever")
     register_clever("files", str(folder))
     with CleverEmulator([folder], token=TOKEN) as emulator:
@@ -187,7 +187,7 @@ def test_clever_demo_through_the_emulator_gives_the_files_store(store_url, tmp_p
 
 
 @pytest.mark.real_input
-def test_oneedtech_set_through_the_emulator_gives_the_files_store(store_url, tmp_path):
+def test_oneedtech_set_over_http_matches_files(store_url, tmp_path):
     folder = tmp_path / "or11"
     shutil.copytree(REAL_INPUT / "1edtech-or11-rest" / "1574845678", folder)
     # The set's enrollments.json is missing upstream; both paths read it empty.
@@ -281,9 +281,7 @@ def test_records_repeated_across_pages_change_nothing(clever_district):
         ("bad-request:path=sections", "HTTP 400"),
     ],
 )
-def test_fault_that_persists_fails_the_run_and_writes_nothing(
-    clever_district, fault, reason
-):
+def test_persistent_fault_fails_without_writes(clever_district, fault, reason):
     emulator, _ = clever_district
     before = store_content("d")
     emulator.add_fault(fault)
@@ -341,6 +339,18 @@ def rewrite_users(folder: Path, change) -> None:
 
 def without(*user_ids: str):
     return lambda records: [r for r in records if r["data"]["id"] not in user_ids]
+
+
+def with_field(user_id: str, field: str, value):
+    """Return a users.json change that sets one field of one user's data."""
+
+    def change(records):
+        for record in records:
+            if record["data"]["id"] == user_id:
+                record["data"][field] = value
+        return records
+
+    return change
 
 
 def with_grade(user_id: str, grade: str):
@@ -425,7 +435,7 @@ def test_events_sync_twice_changes_nothing_the_second_time(events_district):
     assert store_content("ev") == before
 
 
-def test_held_events_sync_keeps_the_cursor_and_is_held_again(events_district):
+def test_held_events_sync_keeps_cursor(events_district):
     emulator, folder = events_district
     update_district(get_engine(), "ev", changed_by="test", removal_threshold=0)
     cursor = cursor_of("ev")
@@ -454,16 +464,9 @@ def test_dry_run_keeps_the_cursor(events_district):
     assert cursor_of("ev") == cursor
 
 
-def test_quarantine_in_an_events_sync_makes_the_next_sync_full(events_district):
+def test_events_quarantine_forces_full_sync(events_district):
     emulator, folder = events_district
-
-    def bad_email(records):
-        for record in records:
-            if record["data"]["id"] == "demo-stu-8":
-                record["data"]["email"] = "not-an-address"
-        return records
-
-    rewrite_users(folder, bad_email)
+    rewrite_users(folder, with_field("demo-stu-8", "email", "not-an-address"))
     emulator.reload()
 
     quarantined = run_sync("ev")
@@ -484,7 +487,7 @@ def test_full_sync_on_demand(events_district):
     assert result.counts["students"]["unchanged"] == 60
 
 
-def test_expired_events_cursor_falls_back_to_a_full_sync(events_district):
+def test_expired_events_cursor_pulls_full(events_district):
     emulator, folder = events_district
     rewrite_users(folder, with_grade("demo-stu-6", "09"))
     emulator.reload()
@@ -492,7 +495,7 @@ def test_expired_events_cursor_falls_back_to_a_full_sync(events_district):
     emulator.clear_events()
     rewrite_users(folder, without("demo-stu-9"))
     emulator.reload()
-    emulator.clear_events()  # the removal's event is gone: only a full pull sees it
+    emulator.clear_events()  # the removal's event is gone: only a full pull reads it
 
     result = run_sync("ev")
 
@@ -678,21 +681,11 @@ def test_user_fixed_after_quarantine_gets_its_enrollments(store_url, tmp_path):
     folder = write_demo_district(
         tmp_path / "clever", DemoSize(students=40, schools=1), format="clever"
     )
-
-    def set_email(address):
-        def change(records):
-            for record in records:
-                if record["data"]["id"] == "demo-stu-2":
-                    record["data"]["email"] = address
-            return records
-
-        return change
-
-    rewrite_users(folder, set_email("not-an-address"))
+    rewrite_users(folder, with_field("demo-stu-2", "email", "not-an-address"))
     with CleverEmulator([folder], token=TOKEN) as emulator:
         register_clever("fix", emulator.base_url)
         first = run_sync("fix")
-        rewrite_users(folder, set_email("fixed@demo.invalid"))
+        rewrite_users(folder, with_field("demo-stu-2", "email", "fixed@demo.invalid"))
         emulator.reload()
         second = run_sync("fix")
         third = run_sync("fix")
@@ -797,20 +790,15 @@ def test_unshared_students_still_listed_in_sections_stay_archived(store_url, tmp
     assert after.quarantined == removal.quarantined
 
 
-def test_user_with_an_unknown_role_is_quarantined_not_archived(store_url, tmp_path):
+def test_unknown_role_user_is_quarantined(store_url, tmp_path):
     folder = write_demo_district(
         tmp_path / "clever", DemoSize(students=60, schools=1), format="clever"
     )
     register_clever("role", str(folder))
     run_sync("role")
+    misspelled = {"studnet": {"school": "demo-sch-1"}}
 
-    def misspell(records):
-        for record in records:
-            if record["data"]["id"] == "demo-stu-7":
-                record["data"]["roles"] = {"studnet": {"school": "demo-sch-1"}}
-        return records
-
-    rewrite_users(folder, misspell)
+    rewrite_users(folder, with_field("demo-stu-7", "roles", misspelled))
     result = run_sync("role")
 
     assert result.counts["students"]["archived"] == 0
@@ -873,14 +861,7 @@ def statuses_of(district_id: str) -> dict[str, str]:
 
 def test_event_of_another_district_fails_the_sync(events_district):
     emulator, folder = events_district
-
-    def move_district(records):
-        for record in records:
-            if record["data"]["id"] == "demo-stu-4":
-                record["data"]["district"] = "another-district"
-        return records
-
-    rewrite_users(folder, move_district)
+    rewrite_users(folder, with_field("demo-stu-4", "district", "another-district"))
     emulator.reload()
     before = store_content("ev")
 

@@ -19,6 +19,7 @@ from rostersync.readers.clever import read_clever_files
 from rostersync.settings import get_settings
 from rostersync.sources import read_roster
 from rostersync.store.districts import IntegrationConfig
+from tests.providers.configs import api_integration, sorted_frames
 
 TOKEN = "clever-test-token-5d1f"
 TOKEN_VARIABLE = "ROSTERSYNC_TEST_CLEVER_TOKEN"
@@ -44,36 +45,9 @@ def emulator(folder, monkeypatch):
 
 
 def integration(url: str, **options) -> IntegrationConfig:
-    values = {
-        "district_id": "d-http",
-        "provider": "clever",
-        "source": url,
-        "timezone": "America/New_York",
-        "contract_start": None,
-        "contract_end": None,
-        "school_year": 2026,
-        "removal_threshold": None,
-        "status": "active",
-        "status_reason": None,
-        "data_manager_id": None,
-        "credentials_ref": {"token": {"env": TOKEN_VARIABLE}},
-        "incremental": True,
-    }
-    values.update(options)
-    return IntegrationConfig(**values)
-
-
-def sorted_frames(roster) -> dict:
-    frames = {}
-    for name, key in (
-        ("schools", ["provider_id"]),
-        ("users", ["provider_id"]),
-        ("sections", ["provider_id"]),
-        ("enrollments", ["section_id", "user_id", "role"]),
-    ):
-        frame = getattr(roster, name)
-        frames[name] = frame.sort_values(key).reset_index(drop=True)
-    return frames
+    options.setdefault("incremental", True)
+    token = {"token": {"env": TOKEN_VARIABLE}}
+    return api_integration("clever", url, token, **options)
 
 
 def emulator_get(server, path: str) -> str:
@@ -120,7 +94,7 @@ def test_users_are_requested_one_role_at_a_time(emulator):
     assert roles == {("student",), ("teacher",), ("staff",), ("district_admin",)}
 
 
-def test_full_pull_without_any_event_reads_from_the_first_next_time(emulator):
+def test_no_events_cursor_starts_at_first(emulator):
     roster = read_roster(integration(emulator.base_url))
 
     assert roster.pull.mode == "full"
@@ -226,7 +200,7 @@ def test_persistent_server_error_fails_after_every_try(emulator):
     assert len(second_pages) == get_settings().http_max_attempts
 
 
-def test_persistent_missing_data_is_a_failure_not_an_empty_roster(emulator):
+def test_persistent_missing_data_fails(emulator):
     emulator.add_fault("no-data:path=sections,times=0")
 
     with pytest.raises(ProviderError, match='not JSON with the "data" list'):
@@ -357,7 +331,7 @@ def test_events_pull_without_new_events_keeps_the_cursor(emulator, folder):
     assert roster.cursor.taken_at == taken_at
 
 
-def test_cursor_older_than_the_window_makes_a_full_pull(emulator, folder):
+def test_expired_cursor_makes_full_pull(emulator, folder):
     old = datetime.now(UTC) - timedelta(days=31)
 
     roster = read_roster(integration(emulator.base_url, cursor="0" * 24, cursor_at=old))

@@ -16,6 +16,7 @@ from rostersync.errors import (
 from rostersync.settings import get_settings
 from rostersync.sources import read_roster
 from rostersync.store.districts import IntegrationConfig
+from tests.providers.configs import api_integration
 from tests.providers.scripted import Reply, ScriptedServer
 
 TOKEN = "scripted-token-2c4e"
@@ -32,44 +33,17 @@ def token(monkeypatch):
 
 
 def clever(url: str, **options) -> IntegrationConfig:
-    return IntegrationConfig(
-        district_id="d-x",
-        provider="clever",
-        source=url,
-        timezone="UTC",
-        contract_start=None,
-        contract_end=None,
-        school_year=2026,
-        removal_threshold=None,
-        status="active",
-        status_reason=None,
-        data_manager_id=None,
-        credentials_ref={"token": {"env": "SCRIPTED_TOKEN"}},
-        **options,
-    )
+    token = {"token": {"env": "SCRIPTED_TOKEN"}}
+    return api_integration("clever", url, token, **options)
 
 
 def oneroster(url: str, **options) -> IntegrationConfig:
-    values = {
-        "district_id": "d-x",
-        "provider": "oneroster-rest",
-        "source": url,
-        "timezone": "UTC",
-        "contract_start": None,
-        "contract_end": None,
-        "school_year": 2026,
-        "removal_threshold": None,
-        "status": "active",
-        "status_reason": None,
-        "data_manager_id": None,
-        "credentials_ref": {
-            "client_id": {"env": "SCRIPTED_ID"},
-            "client_secret": {"env": "SCRIPTED_SECRET"},
-        },
-        "auth": "oauth1",
+    credentials = {
+        "client_id": {"env": "SCRIPTED_ID"},
+        "client_secret": {"env": "SCRIPTED_SECRET"},
     }
-    values.update(options)
-    return IntegrationConfig(**values)
+    options.setdefault("auth", "oauth1")
+    return api_integration("oneroster-rest", url, credentials, **options)
 
 
 def clever_page(records: list[dict], next_uri: str | None = None) -> bytes:
@@ -320,7 +294,7 @@ def test_token_whitespace_is_removed(monkeypatch):
     assert set(sent) == {"Bearer abc-token"}
 
 
-def test_token_endpoint_lifetime_that_is_not_a_number_is_ignored():
+def test_non_numeric_token_lifetime_ignored():
     tokens = []
 
     def script(path, query, headers):

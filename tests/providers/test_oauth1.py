@@ -118,7 +118,7 @@ def test_header_signature_matches_reference(query):
     assert "oauth_token" not in sent
 
 
-def test_base_uri_keeps_a_port_that_is_not_the_default():
+def test_base_uri_keeps_custom_port():
     uri = oauth1.base_string_uri("http://127.0.0.1:8123/ims/oneroster/v1p1/orgs?x=1")
 
     assert uri == "http://127.0.0.1:8123/ims/oneroster/v1p1/orgs"

@@ -16,6 +16,7 @@ from rostersync.readers.oneroster_rest import read_oneroster_rest_files
 from rostersync.settings import get_settings
 from rostersync.sources import read_roster
 from rostersync.store.districts import IntegrationConfig
+from tests.providers.configs import api_integration, sorted_frames
 
 CLIENT_ID = "classlink-test-client"
 CLIENT_SECRET = "classlink-test-secret-77x"
@@ -55,26 +56,12 @@ def emulator(folder):
 
 
 def integration(url: str, **options) -> IntegrationConfig:
-    values = {
-        "district_id": "d-rest",
-        "provider": "oneroster-rest",
-        "source": url,
-        "timezone": "America/Chicago",
-        "contract_start": None,
-        "contract_end": None,
-        "school_year": 2026,
-        "removal_threshold": None,
-        "status": "active",
-        "status_reason": None,
-        "data_manager_id": None,
-        "credentials_ref": {
-            "client_id": {"env": "TEST_CLASSLINK_ID"},
-            "client_secret": {"env": "TEST_CLASSLINK_SECRET"},
-        },
-        "auth": "oauth1",
+    credentials = {
+        "client_id": {"env": "TEST_CLASSLINK_ID"},
+        "client_secret": {"env": "TEST_CLASSLINK_SECRET"},
     }
-    values.update(options)
-    return IntegrationConfig(**values)
+    options.setdefault("auth", "oauth1")
+    return api_integration("oneroster-rest", url, credentials, **options)
 
 
 def oauth2(server: OneRosterEmulator, **options) -> IntegrationConfig:
@@ -84,19 +71,6 @@ def oauth2(server: OneRosterEmulator, **options) -> IntegrationConfig:
         token_url=f"{server.base_url}/oauth2/v2/token",
         **options,
     )
-
-
-def sorted_frames(roster) -> dict:
-    keys = {
-        "schools": ["provider_id"],
-        "users": ["provider_id"],
-        "sections": ["provider_id"],
-        "enrollments": ["section_id", "user_id", "role"],
-    }
-    return {
-        name: getattr(roster, name).sort_values(key).reset_index(drop=True)
-        for name, key in keys.items()
-    }
 
 
 def assert_same_roster(pulled, folder: Path) -> None:

@@ -154,7 +154,7 @@ def test_event_without_object_id_is_an_error():
         )
 
 
-def test_applying_the_same_events_twice_gives_the_same_roster():
+def test_events_applied_twice_same_roster():
     events = [
         event("e1", "users.created", student("u1")),
         event("e2", "sections.created", section("s1", ["u1"])),

@@ -111,7 +111,7 @@ def test_body_without_envelope_is_an_error():
         builder.add_page("users", {"data": []}, "GET /users")
 
 
-def test_same_id_twice_on_one_page_is_an_error():
+def test_repeated_id_on_page_fails():
     builder = OneRosterRestBuilder()
 
     with pytest.raises(RosterSourceError, match="same sourcedId u1"):
@@ -180,7 +180,7 @@ def test_contacts_and_their_enrollments_are_not_stored():
     assert roster.enrollments["user_id"].tolist() == ["u1"]
 
 
-def test_one_point_two_roles_give_the_primary_role_and_org():
+def test_v1p2_roles_give_primary_role():
     record = user("u1", role=None, orgs=())
     del record["role"]
     record["roles"] = [
@@ -220,7 +220,7 @@ def test_restart_forgets_a_collection():
     assert builder.distinct_records("users") == 1
 
 
-def test_contact_in_a_delta_of_users_is_marked_to_be_deleted():
+def test_delta_contact_marked_tobedeleted():
     builder = built(orgs=[school("sch-1")], users=[user("u1", role="parent")])
 
     roster = builder.build("t", {"users": "delta"})
@@ -238,7 +238,7 @@ def test_contact_in_a_bulk_pull_is_left_out():
 @pytest.mark.parametrize(
     "removed_first", [True, False], ids=["removed-first", "active-first"]
 )
-def test_active_enrollment_wins_over_a_removal_of_the_same_key(removed_first):
+def test_active_enrollment_beats_removal(removed_first):
     active = {"sourcedId": "e-new", "role": "student", "status": "active",
               "user": ref("u1", "user"), "class": ref("c1", "class")}  # fmt: skip
     removed = {**active, "sourcedId": "e-old", "status": "tobedeleted"}

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated Apprise URLs that receive operator alerts.",
     )
+    alert_blocks: str = Field(
+        default="",
+        description=(
+            "Comma-separated slugs of Prefect notification blocks that receive "
+            "operator alerts, such as custom-webhook/ops."
+        ),
+    )
 
 
 @lru_cache(maxsize=1)

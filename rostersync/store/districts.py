@@ -29,6 +29,9 @@ AUTH_METHODS = ("oauth1", "oauth2")
 # Passed as removal_threshold to update_district, it restores the default rule.
 DEFAULT_THRESHOLD = "default"
 MAX_REMOVAL_THRESHOLD = 10_000_000
+# Days an archived user is kept before the purge deletes it.
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3_650
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,11 @@ def update_district(
     auth: str | None = None,
     token_url: str | None = None,
     incremental: bool | None = None,
+    retention_days: int | None = None,
+    contract_start: date | None = None,
+    contract_end: date | None = None,
 ) -> dict[str, Any]:
-    """Change a district's threshold, source or access, audited; return the values.
+    """Change a district's settings, audited; return the values.
 
     ``credentials_ref`` entries replace the stored ones of the same name. A new
     source clears the incremental cursor, because it belongs to the old source.
@@ -229,6 +235,27 @@ def update_district(
                 district_id, integration.provider, district.timezone, removal_threshold
             )
             district.removal_threshold = removal_threshold
+        if retention_days is not None:
+            if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+                raise ConfigurationError(
+                    f"Retention of {retention_days} days is out of range; keep "
+                    f"archived users between {MIN_RETENTION_DAYS} and "
+                    f"{MAX_RETENTION_DAYS} days."
+                )
+            district.retention_days = retention_days
+        if contract_start is not None:
+            district.contract_start = contract_start
+        if contract_end is not None:
+            district.contract_end = contract_end
+        if (
+            district.contract_start
+            and district.contract_end
+            and district.contract_end < district.contract_start
+        ):
+            raise ConfigurationError(
+                f"Contract end {district.contract_end} is before contract start "
+                f"{district.contract_start}; pass dates in the order start, end."
+            )
         if source is not None and source != integration.source:
             check_source(integration.provider, source)
             integration.source = source
@@ -278,12 +305,19 @@ def _settings_of(district: District, integration: Integration) -> dict[str, Any]
     """Return the settings an update may change, as the audit log keeps them."""
     return {
         "removal_threshold": district.removal_threshold,
+        "retention_days": district.retention_days,
+        "contract_start": _iso_date(district.contract_start),
+        "contract_end": _iso_date(district.contract_end),
         "source": integration.source,
         "credentials_ref": dict(integration.credentials_ref or {}),
         "auth": integration.auth,
         "token_url": integration.token_url,
         "incremental": integration.incremental,
     }
+
+
+def _iso_date(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,19})://")
@@ -524,3 +558,203 @@ def list_districts(engine: Engine) -> list[dict[str, Any]]:
             }
             for district, integration in rows
         ]
+
+
+# Contract, data manager and pull state
+
+
+# Operators hear of a contract's end this many days before it.
+CONTRACT_WARNING_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ContractState:
+    """Whether a district is under contract on a day, and for how many more days."""
+
+    current: bool
+    reason: str | None = None
+    days_left: int | None = None
+
+    @property
+    def ending_soon(self) -> bool:
+        return (
+            self.current
+            and self.days_left is not None
+            and self.days_left <= CONTRACT_WARNING_DAYS
+        )
+
+
+def contract_state(integration: IntegrationConfig, today: date) -> ContractState:
+    """Return the district's contract state on ``today``, its local date.
+
+    A contract without an end date runs until one is recorded; a district whose
+    contract has not started or has ended is not synced.
+    """
+    start, end = integration.contract_start, integration.contract_end
+    fix = (
+        f"Record the district's contract with `rostersync district update "
+        f"{integration.district_id} --contract-start YYYY-MM-DD --contract-end "
+        "YYYY-MM-DD`."
+    )
+    if start is not None and today < start:
+        return ContractState(
+            False,
+            f"District {integration.district_id}'s contract starts on {start}; "
+            f"nothing is synced before then. {fix}",
+        )
+    if end is not None and today > end:
+        return ContractState(
+            False,
+            f"District {integration.district_id}'s contract ended on {end}; nothing "
+            f"was synced and every account stays as it is. {fix}",
+        )
+    days_left = None if end is None else (end - today).days
+    return ContractState(True, None, days_left)
+
+
+def local_date(integration: IntegrationConfig, now: datetime) -> date:
+    """Return the date in the district's time zone at ``now``."""
+    return now.astimezone(ZoneInfo(integration.timezone)).date()
+
+
+def claim_contract_warning(engine: Engine, district_id: str, end: date) -> bool:
+    """Record that operators were warned of the contract ending on ``end``.
+
+    Returns True only for the first claim of that end date, so each end is
+    announced once.
+    """
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            update(District)
+            .where(District.id == district_id)
+            .where(
+                (District.contract_warned_for.is_(None))
+                | (District.contract_warned_for != end)
+            )
+            .values(contract_warned_for=end)
+        )
+        return claimed.rowcount == 1
+
+
+SUSPENDED = "suspended"
+
+
+def suspend_integration(
+    engine: Engine, district_id: str, reason: str, changed_by: str
+) -> None:
+    """Suspend the district's integration, audited; later syncs end at once."""
+    now = datetime.now(ZoneInfo("UTC"))
+    with engine.begin() as connection:
+        before = connection.execute(
+            select(Integration.status, Integration.status_reason).where(
+                Integration.district_id == district_id
+            )
+        ).one()
+        connection.execute(
+            update(Integration)
+            .where(Integration.district_id == district_id)
+            .values(status=SUSPENDED, status_reason=reason, updated_at=now)
+        )
+        connection.execute(
+            IntegrationChange.__table__.insert().values(
+                district_id=district_id,
+                kind="integration_suspended",
+                changed_by=changed_by,
+                reason=reason,
+                before={"status": before.status, "status_reason": before.status_reason},
+                after={"status": SUSPENDED, "status_reason": reason},
+                changed_at=now,
+            )
+        )
+
+
+def set_data_manager(
+    engine: Engine, district_id: str, user_id: str, *, changed_by: str, reason: str
+) -> dict[str, Any]:
+    """Name the district's data manager and resume a suspended integration.
+
+    The caller has checked that ``user_id`` is in the district's shared data.
+    Returns the integration's data manager and status before and after.
+    """
+    now = datetime.now(ZoneInfo("UTC"))
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(
+                Integration.data_manager_id,
+                Integration.status,
+                Integration.status_reason,
+            ).where(Integration.district_id == district_id)
+        ).one_or_none()
+        if row is None:
+            raise ConfigurationError(
+                f"District {district_id!r} is not registered; add it with "
+                "`rostersync district add`."
+            )
+        before = {
+            "data_manager_id": row.data_manager_id,
+            "status": row.status,
+            "status_reason": row.status_reason,
+        }
+        after = {"data_manager_id": user_id, "status": ACTIVE, "status_reason": None}
+        connection.execute(
+            update(Integration)
+            .where(Integration.district_id == district_id)
+            .values(
+                data_manager_id=user_id,
+                status=ACTIVE,
+                status_reason=None,
+                updated_at=now,
+            )
+        )
+        connection.execute(
+            IntegrationChange.__table__.insert().values(
+                district_id=district_id,
+                kind="data_manager_changed",
+                changed_by=changed_by,
+                reason=reason,
+                before=before,
+                after=after,
+                changed_at=now,
+            )
+        )
+        return {"before": before, "after": after}
+
+
+@dataclass(frozen=True)
+class PullState:
+    """The fingerprint of the last applied full pull and when its content changed."""
+
+    fingerprint: str | None
+    unchanged_since: datetime | None
+
+
+def load_pull_state(engine: Engine, district_id: str) -> PullState:
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(
+                Integration.last_roster_fingerprint,
+                Integration.roster_unchanged_since,
+            ).where(Integration.district_id == district_id)
+        ).one()
+    return PullState(row.last_roster_fingerprint, _as_utc(row.roster_unchanged_since))
+
+
+def store_pull_state(
+    connection: Connection,
+    district_id: str,
+    fingerprint: str | None,
+    *,
+    changed: bool,
+    now: datetime,
+) -> None:
+    """Keep the applied pull's fingerprint; ``changed`` moves the unchanged date.
+
+    The caller's transaction applies the pull. A delta pull has no fingerprint
+    (None), so the next full pull is never taken for unchanged.
+    """
+    values: dict[str, Any] = {"last_roster_fingerprint": fingerprint}
+    if changed:
+        values["roster_unchanged_since"] = now
+    connection.execute(
+        update(Integration).where(Integration.district_id == district_id).values(values)
+    )

@@ -79,6 +79,8 @@ class District(Base):
     # Incremented by every applied run; a stored plan applies only to the version it
     # was planned against.
     store_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The contract end date of which operators were last warned; one warning per end.
+    contract_warned_for: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -202,9 +204,13 @@ class SyncRun(Base):
     findings: Mapped[list[Any]] = mapped_column(default=list)
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     store_version: Mapped[int | None] = mapped_column(Integer)
+    # An operator's decision on a held plan: approved, rejected or expired.
+    decision: Mapped[str | None] = mapped_column(String(16))
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The run whose changes this run reverted (an undo run), or None.
+    undoes_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -222,7 +228,10 @@ class ChangeLogEntry(Base):
     """One change to one roster row, with the values before and after it."""
 
     __tablename__ = "change_log"
-    __table_args__ = (Index("ix_change_log_run_entity", "run_id", "entity"),)
+    __table_args__ = (
+        Index("ix_change_log_run_entity", "run_id", "entity"),
+        Index("ix_change_log_entity_entity_id", "entity", "entity_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True

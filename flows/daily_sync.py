@@ -5,17 +5,28 @@ from __future__ import annotations
 import time
 import traceback
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import Field
 
 from rostersync.errors import BlockingCheckError, RostersyncError
+from rostersync.fingerprint import roster_fingerprint
+from rostersync.guard import data_manager_missing
 from rostersync.report import total_findings
 from rostersync.results import SyncResult, empty_counts
 from rostersync.roster import Finding, cursor_to_store
-from rostersync.store.districts import IntegrationConfig
+from rostersync.store.districts import (
+    IntegrationConfig,
+    contract_state,
+    local_date,
+)
 from rostersync.store.runs import MAX_FINDINGS_ON_RUN
+from tasks.alert import send_run_alert
+from tasks.approval import approval_server_available, wait_for_decision
 from tasks.extract import extract_roster
 from tasks.plan import guard_removals, plan_roster_changes
 from tasks.report import publish_report
@@ -23,23 +34,39 @@ from tasks.store import (
     apply_changes,
     hold_changes,
     load_district_integration,
+    read_pull_state,
     read_store_snapshot,
     record_result,
     start_sync_run,
+    suspend_district,
+    warn_contract_ending,
 )
 from tasks.validate import validate_roster
 
+FLOW_NAME = "daily-sync"
+DEFAULT_APPROVAL_HOURS = 24.0
 
-@flow(
-    name="daily-sync", log_prints=False, validate_parameters=True, persist_result=False
-)
+
+@flow(name=FLOW_NAME, log_prints=False, validate_parameters=True, persist_result=False)
 def daily_sync(
-    district_id: str, dry_run: bool = False, full_pull: bool = False
+    district_id: str,
+    dry_run: bool = False,
+    full_pull: bool = False,
+    expected_removals: list[str] | None = None,
+    wait_for_approval: bool = True,
+    approval_timeout_hours: Annotated[float, Field(gt=0, le=24 * 14)] = (
+        DEFAULT_APPROVAL_HOURS
+    ),
 ) -> State:
     """Sync one district's roster into the store; return its SyncResult as state.
 
     ``full_pull`` reads everything from a provider even when the integration could
-    pull only the changes since the last sync.
+    pull only the changes since the last sync. ``expected_removals`` lists the
+    provider user ids a flow expects to leave (the end of summer school), whose
+    removal does not count against the mass-removal threshold. A held plan waits
+    up to ``approval_timeout_hours`` for an operator's answer in the Prefect UI
+    when ``wait_for_approval`` is set and a Prefect server runs the flow; an
+    unanswered plan counts as rejected.
     """
     result = SyncResult(
         district_id=district_id,
@@ -48,12 +75,18 @@ def daily_sync(
         flow_run_id=_flow_run_id(),
     )
     findings: list[Finding] = []
+    options = _Options(
+        full_pull=full_pull,
+        expected_removals=frozenset(expected_removals or ()),
+        wait=wait_for_approval and not dry_run,
+        timeout_hours=approval_timeout_hours,
+    )
     try:
         integration = load_district_integration(district_id)
         result.run_id = start_sync_run(
-            district_id, "daily-sync", result.flow_run_id, dry_run
+            district_id, FLOW_NAME, result.flow_run_id, dry_run
         )
-        _run_steps(result, integration, findings, full_pull)
+        _run_steps(result, integration, findings, options)
     except RostersyncError as exc:
         if exc.pull is not None:
             result.pull = exc.pull
@@ -75,22 +108,46 @@ def daily_sync(
         )
 
     publish_report(result)
+    # A held run that waited for a decision alerted before the wait, and a dry
+    # run is an operator's own preview.
+    if not dry_run and not options.alerted:
+        send_run_alert(result, FLOW_NAME)
     if result.status == "failed":
         return Failed(message=result.reason, data=result)
     return Completed(message=result.status, data=result)
+
+
+class _Options:
+    """The run's parameters that the steps read, and whether it alerted already."""
+
+    def __init__(
+        self,
+        *,
+        full_pull: bool,
+        expected_removals: frozenset[str],
+        wait: bool,
+        timeout_hours: float,
+    ) -> None:
+        self.full_pull = full_pull
+        self.expected_removals = expected_removals
+        self.wait = wait
+        self.timeout_hours = timeout_hours
+        self.alerted = False
 
 
 def _run_steps(
     result: SyncResult,
     integration: IntegrationConfig,
     findings: list[Finding],
-    full_pull: bool,
+    options: _Options,
 ) -> None:
     timings = result.timings
     district_id = result.district_id
 
+    if not _may_sync(result, integration, findings):
+        return
     with _timed(timings, "extract"):
-        roster = extract_roster(integration, full_pull)
+        roster = extract_roster(integration, options.full_pull)
         result.pull = roster.pull.as_dict()
         store = read_store_snapshot(district_id)
     with _timed(timings, "validate"):
@@ -99,11 +156,30 @@ def _run_steps(
         result.quarantined = report.quarantined_count
     if report.blocking:
         raise BlockingCheckError(_blocking_reason(report.blocking))
+    # After the blocking checks: a broken pull fails the run, it does not suspend.
+    if data_manager_missing(roster, integration.data_manager_id, store.users):
+        _suspend(result, integration, findings)
+        return
+    fingerprint = roster_fingerprint(roster)
+    pull_state = read_pull_state(district_id)
+    if fingerprint is not None and fingerprint == pull_state.fingerprint:
+        since = pull_state.unchanged_since
+        shown = local_date(integration, since).isoformat() if since else "unknown"
+        result.status, result.unchanged_since = "completed", shown
+        result.reason = (
+            f"Roster unchanged since {shown}: the pull is identical to the last "
+            "applied one, so nothing was planned and nobody lost access."
+        )
+        result.counts = store.unchanged_counts()
+        _close(result, findings)
+        cursor = None if result.dry_run else cursor_to_store(roster, result.quarantined)
+        record_result(result, findings, cursor)
+        return
     with _timed(timings, "plan"):
         plan = plan_roster_changes(district_id, report.clean, store, report.quarantined)
         result.counts = plan.counts()
     with _timed(timings, "guard"):
-        verdict = guard_removals(plan, integration, store)
+        verdict = guard_removals(plan, integration, store, options.expected_removals)
         result.guard = {
             "held": verdict.held,
             "archived_users": verdict.archived_users,
@@ -122,16 +198,93 @@ def _run_steps(
             result.status, result.reason = "held", verdict.reason
             _close(result, findings)
             hold_changes(plan, result, findings, verdict)
+            if options.wait and approval_server_available():
+                # Operators see the held plan and are alerted before the wait.
+                publish_report(result)
+                send_run_alert(result, FLOW_NAME)
+                options.alerted = True
+                wait_for_decision(result, options.timeout_hours)
         elif result.dry_run:
             result.status, result.reason = "completed", "Dry run: nothing written."
             _close(result, findings)
             record_result(result, findings)
         else:
             result.status = "completed"
+            if roster.is_delta and plan.is_empty and pull_state.unchanged_since:
+                shown = local_date(integration, pull_state.unchanged_since)
+                result.unchanged_since = shown.isoformat()
+                result.reason = f"Roster unchanged since {shown}: nothing to apply."
             _close(result, findings)
             cursor = cursor_to_store(roster, report.quarantined_count)
-            apply_changes(plan, result, findings, cursor)
+            apply_changes(plan, result, findings, cursor, fingerprint)
     get_run_logger().info("district %s: %s", district_id, result.status)
+
+
+def _may_sync(
+    result: SyncResult, integration: IntegrationConfig, findings: list[Finding]
+) -> bool:
+    """End the run at once, recorded, when the district has no current contract
+    or its integration is suspended; warn once of a contract that ends soon."""
+    now = datetime.now(UTC)
+    contract = contract_state(integration, local_date(integration, now))
+    if not contract.current:
+        result.status, result.reason = "skipped", contract.reason
+        _close(result, findings)
+        record_result(result, findings)
+        return False
+    if integration.status == "suspended":
+        result.status = "suspended"
+        result.reason = (
+            f"The integration of district {integration.district_id} is suspended: "
+            f"{integration.status_reason or 'no reason recorded'} Nothing was "
+            "pulled or written. Name a data manager present in the shared data with "
+            f"`rostersync district set-data-manager {integration.district_id} "
+            "USER_ID`."
+        )
+        _close(result, findings)
+        record_result(result, findings)
+        return False
+    if contract.ending_soon and integration.contract_end is not None:
+        findings.append(
+            Finding(
+                entity="district",
+                check="contract_ending",
+                level="warning",
+                message=(
+                    f"The contract of district {integration.district_id} ends on "
+                    f"{integration.contract_end}, in {contract.days_left} days."
+                ),
+            )
+        )
+        if not result.dry_run:
+            warn_contract_ending(result, integration.contract_end, contract.days_left)
+    return True
+
+
+def _suspend(
+    result: SyncResult, integration: IntegrationConfig, findings: list[Finding]
+) -> None:
+    """Suspend the integration because its data manager left the shared data."""
+    reason = (
+        f"Data manager {integration.data_manager_id} is no longer in the shared "
+        "data of the provider."
+    )
+    result.status = "suspended"
+    result.counts = empty_counts()
+    if result.dry_run:
+        result.reason = f"Dry run: the integration would be suspended. {reason}"
+    else:
+        result.reason = (
+            f"{reason} The integration is suspended and nothing was written; every "
+            "sync ends at once until the district names a data manager who is in "
+            "the shared data: `rostersync district set-data-manager "
+            f"{integration.district_id} USER_ID`."
+        )
+    _close(result, findings)
+    if result.dry_run:
+        record_result(result, findings)
+    else:
+        suspend_district(result, findings, reason)
 
 
 def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:

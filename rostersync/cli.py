@@ -95,6 +95,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="users one run may archive before it is held "
         "(default: 5%% of active users, at least 10, at most 500)",
     )
+    add.add_argument(
+        "--data-manager",
+        metavar="USER_ID",
+        help="provider user id of the district's data manager; a sync that no "
+        "longer finds them suspends the integration",
+    )
     _add_access_arguments(add)
     add.set_defaults(handler=_district_add)
     change = district_commands.add_parser(
@@ -108,6 +114,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "and 'default' restores 5%% of active users, at least 10, at most 500",
     )
     change.add_argument("--source", help="new API base URL, or roster folder or zip")
+    change.add_argument(
+        "--retention-days",
+        type=_positive,
+        help="days an archived user is kept before the purge deletes it (default 365)",
+    )
+    change.add_argument("--contract-start", type=_date, help="YYYY-MM-DD")
+    change.add_argument("--contract-end", type=_date, help="YYYY-MM-DD")
     _add_access_arguments(change)
     change.add_argument(
         "--by", default="cli", help="who makes the change, kept in the audit log"
@@ -115,6 +128,18 @@ def _build_parser() -> argparse.ArgumentParser:
     change.set_defaults(handler=_district_update)
     listing = district_commands.add_parser("list", help="list registered districts")
     listing.set_defaults(handler=_district_list)
+    manager = district_commands.add_parser(
+        "set-data-manager",
+        help="name the district's data manager and resume a suspended integration",
+        description="Pull the district's shared data, check that USER_ID is in it, "
+        "name them the data manager, and resume the integration if it was "
+        "suspended. Runs the set-data-manager flow.",
+    )
+    manager.add_argument("district_id", metavar="ID")
+    manager.add_argument("user_id", metavar="USER_ID", help="provider user id")
+    manager.add_argument("--by", required=True, help="who makes the change")
+    manager.add_argument("--reason", default="", help="why, kept in the audit log")
+    manager.set_defaults(handler=_district_set_data_manager)
 
     sync = commands.add_parser(
         "sync",
@@ -169,8 +194,10 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
 
     from rostersync.emulators.command import add_emulate_command
+    from rostersync.runs_cli import add_operator_commands
 
     add_emulate_command(commands)
+    add_operator_commands(commands)
     return parser
 
 
@@ -312,6 +339,7 @@ def _district_add(args: argparse.Namespace) -> int:
         auth=args.auth,
         token_url=args.token_url,
         incremental=args.incremental,
+        data_manager_id=(args.data_manager or "").strip() or None,
     )
     _warn_unset_variables(references)
     print(f"district {args.district_id} registered ({args.provider}, {source})")
@@ -333,6 +361,9 @@ def _district_update(args: argparse.Namespace) -> int:
         auth=args.auth,
         token_url=args.token_url,
         incremental=args.incremental,
+        retention_days=args.retention_days,
+        contract_start=args.contract_start,
+        contract_end=args.contract_end,
     )
     _warn_unset_variables(references)
     threshold = values["removal_threshold"]
@@ -340,8 +371,30 @@ def _district_update(args: argparse.Namespace) -> int:
     pulls = "incremental" if values["incremental"] else "full"
     print(
         f"district {args.district_id}: removal threshold {shown}, "
-        f"source {values['source']}, {pulls} pulls"
+        f"source {values['source']}, {pulls} pulls, archived users kept "
+        f"{values['retention_days']} days, contract {values['contract_start']} to "
+        f"{values['contract_end']}"
     )
+    return 0
+
+
+def _district_set_data_manager(args: argparse.Namespace) -> int:
+    from flows.set_data_manager import set_data_manager
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import load_integration
+
+    load_integration(get_engine(), args.district_id)
+    state = run_flow(
+        set_data_manager,
+        district_id=args.district_id,
+        user_id=args.user_id,
+        by=args.by,
+        reason=args.reason,
+    )
+    if state.is_failed():
+        print(f"error: {state.message}", file=sys.stderr)
+        return 1
+    print(state.message)
     return 0
 
 
@@ -359,32 +412,44 @@ def _district_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_sync(
-    district_id: str, dry_run: bool = False, full_pull: bool = False
-) -> SyncResult:
-    """Run the daily-sync flow once and return its result, whatever its status."""
-    from flows.daily_sync import daily_sync
+def run_flow(flow_function: Any, **parameters: Any) -> Any:
+    """Run a flow once in this process and return its final state.
 
+    Without PREFECT_API_URL, Prefect starts a temporary server first; when it does
+    not start in time, PrefectUnavailableError replaces Prefect's long message.
+    """
     try:
-        state = daily_sync(
-            district_id=district_id,
-            dry_run=dry_run,
-            full_pull=full_pull,
-            return_state=True,
-        )
+        return flow_function(**parameters, return_state=True)
     except RuntimeError as exc:
         if "ephemeral Prefect API server" not in str(exc):
             raise
         # Prefect's message contains the server's whole output, so a one-line
         # message replaces it.
         raise PrefectUnavailableError(
-            "The temporary Prefect server did not start in time, so no sync ran "
+            "The temporary Prefect server did not start in time, so no flow ran "
             "and nothing was written. Run the command again. On a busy machine, "
             "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (now "
             f"{os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')} "
             "s), or start a server with `prefect server start` and set "
             "PREFECT_API_URL to its API."
         ) from None
+
+
+def run_sync(
+    district_id: str, dry_run: bool = False, full_pull: bool = False
+) -> SyncResult:
+    """Run the daily-sync flow once and return its result, whatever its status."""
+    from flows.daily_sync import daily_sync
+
+    # The command line never waits for an approval: a held plan stays held for
+    # `rostersync runs approve` or `rostersync runs reject`.
+    state = run_flow(
+        daily_sync,
+        district_id=district_id,
+        dry_run=dry_run,
+        full_pull=full_pull,
+        wait_for_approval=False,
+    )
     outcome: Any = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncResult):
         return outcome

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from rostersync.planning import Plan, removal_threshold
+from rostersync.roster import ACTIVE, TO_BE_DELETED, Roster
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,24 @@ def _by_role_and_school(archived) -> list[dict[str, object]]:
         {"role": role, "school_id": school_id, "users": int(count)}
         for (role, school_id), count in grouped.items()
     ]
+
+
+def data_manager_missing(
+    roster: Roster, data_manager_id: str | None, store_users: pd.DataFrame
+) -> bool:
+    """Return True when the pull shows that the data manager is no longer shared.
+
+    A full pull must contain the data manager as an active user. A delta names
+    only the users who changed, so there the data manager is missing when the
+    delta removes them, or when they are neither in it nor active in the store.
+    """
+    if not data_manager_id:
+        return False
+    users = roster.users
+    rows = users[users["provider_id"] == data_manager_id]
+    removed = (rows["status"] == TO_BE_DELETED).fillna(False)
+    present = bool(len(rows)) and not bool(removed.all())
+    if roster.modes.get("users", "bulk") == "bulk" or present or bool(removed.any()):
+        return not present
+    stored = store_users[store_users["provider_id"] == data_manager_id]
+    return not bool((stored["status"] == ACTIVE).fillna(False).any())

@@ -85,6 +85,17 @@ class StoreSnapshot:
             for entity, frame in frames.items()
         }
 
+    def unchanged_counts(self) -> dict[str, dict[str, int]]:
+        """Return counts of a run that changes nothing: every active row unchanged."""
+        counts = {entity: dict.fromkeys(ACTIONS, 0) for entity in ENTITIES}
+        active = self.users[(self.users["status"] == ACTIVE).fillna(False)]
+        counts["educators"]["unchanged"] = int((active["kind"] == "educator").sum())
+        counts["students"]["unchanged"] = int((active["kind"] == "student").sum())
+        for entity in ("schools", "sections", "enrollments"):
+            frame = getattr(self, entity)
+            counts[entity]["unchanged"] = int((frame["status"] == ACTIVE).sum())
+        return counts
+
 
 @dataclass
 class Plan:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from rostersync.planning import ACTIONS
 from rostersync.roster import ENTITIES
 
-SyncStatus = Literal["completed", "held", "failed", "skipped", "suspended"]
+SyncStatus = Literal["completed", "held", "failed", "skipped", "suspended", "rejected"]
 
 # Exit codes of `rostersync sync`, one per final status.
 EXIT_CODES: dict[str, int] = {
@@ -18,6 +18,7 @@ EXIT_CODES: dict[str, int] = {
     "held": 3,
     "skipped": 4,
     "suspended": 5,
+    "rejected": 6,
 }
 
 
@@ -44,6 +45,10 @@ class SyncResult(BaseModel):
     guard: dict[str, Any] = Field(default_factory=dict)
     # How the roster was pulled (rostersync.roster.PullInfo), in counts only.
     pull: dict[str, Any] = Field(default_factory=dict)
+    # When a full pull last differed from the one before; set when this one did not.
+    unchanged_since: str | None = None
+    # An operator's decision on a held plan: decision, by, reason, status.
+    decision: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """Return the public JSON shape of the result."""
@@ -54,5 +59,8 @@ class SyncResult(BaseModel):
             "counts": self.counts,
             "quarantined": self.quarantined,
             "pull": self.pull,
+            "unchanged_since": self.unchanged_since,
+            "decision": self.decision,
+            "run_id": self.run_id,
             "flow_run_id": self.flow_run_id,
         }

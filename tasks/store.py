@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import task
 
+from rostersync.alerts import Alert, send_alert
 from rostersync.guard import GuardVerdict
 from rostersync.planning import Plan, StoreSnapshot
 from rostersync.results import SyncResult
@@ -12,8 +15,13 @@ from rostersync.store.apply import apply_plan
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import (
     IntegrationConfig,
+    PullState,
+    claim_contract_warning,
     load_integration,
+    load_pull_state,
     store_cursor,
+    store_pull_state,
+    suspend_integration,
 )
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
@@ -59,13 +67,67 @@ def apply_changes(
     result: SyncResult,
     findings: list[Finding],
     cursor: CursorUpdate | None = None,
+    fingerprint: str | None = None,
 ) -> None:
-    """Apply the plan, move the pull cursor and close the run, in one transaction."""
+    """Apply the plan, move the pull cursor and close the run, in one transaction.
+
+    ``fingerprint`` is the full pull's, None for a delta; a delta that changes
+    anything clears the stored one, since the roster then differs from it.
+    """
+    now = utc_now()
     with store_errors(), get_engine().begin() as connection:
-        apply_plan(connection, plan, result.run_id or "", utc_now())
+        apply_plan(connection, plan, result.run_id or "", now)
         if cursor is not None:
             store_cursor(connection, plan.district_id, cursor)
+        changed = fingerprint is not None or not plan.is_empty
+        if changed:
+            store_pull_state(
+                connection, plan.district_id, fingerprint, changed=True, now=now
+            )
         _finish(connection, result, findings, plan.store_version + 1)
+
+
+@task(name="warn-contract-ending", **IO_TASK_OPTIONS)
+@contain_errors
+def warn_contract_ending(result: SyncResult, end: date, days_left: int | None) -> None:
+    """Alert operators once per contract end date that the contract ends soon."""
+    with store_errors():
+        first = claim_contract_warning(get_engine(), result.district_id, end)
+    if not first:
+        return
+    send_alert(
+        Alert(
+            district_id=result.district_id,
+            flow_name="daily-sync",
+            status="contract-ending",
+            reason=(
+                f"The contract of district {result.district_id} ends on {end}, in "
+                f"{days_left} days. After that day the district is no longer synced "
+                "and its accounts stay as they are."
+            ),
+            counts={},
+            run_id=result.run_id,
+            flow_run_id=result.flow_run_id,
+        )
+    )
+
+
+@task(name="read-pull-state", **IO_TASK_OPTIONS)
+@contain_errors
+def read_pull_state(district_id: str) -> PullState:
+    """Read the fingerprint of the last applied full pull and its date."""
+    with store_errors():
+        return load_pull_state(get_engine(), district_id)
+
+
+@task(name="suspend-integration", **IO_TASK_OPTIONS)
+@contain_errors
+def suspend_district(result: SyncResult, findings: list[Finding], reason: str) -> None:
+    """Suspend the district's integration and close the run as suspended."""
+    with store_errors():
+        suspend_integration(get_engine(), result.district_id, reason, "daily-sync")
+        with get_engine().begin() as connection:
+            _finish(connection, result, findings, None)
 
 
 @task(name="hold-plan", **IO_TASK_OPTIONS)
@@ -81,9 +143,17 @@ def hold_changes(
 
 @task(name="record-result", **IO_TASK_OPTIONS)
 @contain_errors
-def record_result(result: SyncResult, findings: list[Finding]) -> None:
-    """Close a run that wrote no roster change (failed, dry run, skipped)."""
+def record_result(
+    result: SyncResult, findings: list[Finding], cursor: CursorUpdate | None = None
+) -> None:
+    """Close a run that wrote no roster change (failed, dry run, skipped, unchanged).
+
+    ``cursor`` moves the incremental cursor of an unchanged full pull, so that the
+    next pull reads only the changes again.
+    """
     with store_errors(), get_engine().begin() as connection:
+        if cursor is not None:
+            store_cursor(connection, result.district_id, cursor)
         _finish(connection, result, findings, None)
 
 

@@ -487,6 +487,24 @@ def test_full_sync_on_demand(events_district):
     assert result.counts["students"]["unchanged"] == 60
 
 
+def test_unchanged_full_pull_stores_a_new_cursor(events_district):
+    emulator, folder = events_district
+    original = (folder / "users.json").read_text()
+    rewrite_users(folder, with_grade("demo-stu-6", "09"))
+    emulator.reload()
+    (folder / "users.json").write_text(original)
+    emulator.reload()
+    run_sync("ev")  # two events that cancel out: the roster is unchanged
+    emulator.clear_events()  # the stored cursor is rejected: the pull is full
+    full = run_sync("ev")
+
+    following = run_sync("ev")
+
+    assert full.pull["mode"] == "full"
+    assert full.unchanged_since is not None
+    assert following.pull["mode"] == "incremental"
+
+
 def test_expired_events_cursor_pulls_full(events_district):
     emulator, folder = events_district
     rewrite_users(folder, with_grade("demo-stu-6", "09"))

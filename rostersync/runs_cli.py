@@ -1,0 +1,205 @@
+"""Operator commands: list runs, decide held plans, undo runs, purge, automations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+RUNS_EPILOG = """exit codes of approve, reject and undo:
+  0  done: the plan was applied or dropped, or the run was undone
+  1  refused: the store changed since the plan was made (run the sync again),
+     or the run cannot be undone; the message says why
+  2  the run does not exist, is not held, or an option is missing
+"""
+
+
+def add_operator_commands(commands: Any) -> None:
+    """Add `runs`, `purge` and `automations` to the `rostersync` command line."""
+    runs = commands.add_parser(
+        "runs",
+        help="list runs, approve or reject held plans, undo a run",
+        epilog=RUNS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run_commands = runs.add_subparsers(dest="runs_command", required=True)
+
+    listing = run_commands.add_parser("list", help="list the latest runs")
+    listing.add_argument("--district", help="only this district's runs")
+    listing.add_argument(
+        "--status", help="only runs with this status, such as held or failed"
+    )
+    listing.add_argument("--limit", type=int, default=50, help="runs shown (50)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_runs_list)
+
+    show = run_commands.add_parser("show", help="show one run as JSON")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.set_defaults(handler=_runs_show)
+
+    for name, approve in (("approve", True), ("reject", False)):
+        decide = run_commands.add_parser(
+            name,
+            help=f"{name} the stored plan of a held run",
+            description=(
+                "Apply the held plan, only if the district's store has not changed "
+                "since it was made."
+                if approve
+                else "Drop the held plan: nobody is archived."
+            )
+            + " The decision is recorded with --by and --reason.",
+        )
+        decide.add_argument("run_id", metavar="RUN_ID")
+        decide.add_argument("--by", required=True, help="who decides")
+        decide.add_argument("--reason", required=True, help="why")
+        decide.set_defaults(handler=_runs_decide, approve=approve)
+
+    undo = run_commands.add_parser(
+        "undo",
+        help="restore what a run archived and revert its updates, as a new run",
+    )
+    undo.add_argument("run_id", metavar="RUN_ID")
+    undo.add_argument("--by", required=True, help="who undoes the run")
+    undo.add_argument("--reason", required=True, help="why")
+    undo.set_defaults(handler=_runs_undo)
+
+    purge = commands.add_parser(
+        "purge",
+        help="delete users archived for longer than their district's retention",
+        description="Delete the users archived longer ago than their district's "
+        "retention period (365 days unless set with `district update "
+        "--retention-days`), with their enrollments and portal data. This is the "
+        "only command that deletes users. Runs the purge-archived-users flow.",
+    )
+    purge.add_argument("--district", help="only this district (default: every one)")
+    purge.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted"
+    )
+    purge.set_defaults(handler=_purge)
+
+    automations = commands.add_parser(
+        "automations", help="create the Prefect automations of this project"
+    )
+    automation_commands = automations.add_subparsers(
+        dest="automations_command", required=True
+    )
+    create = automation_commands.add_parser(
+        "create",
+        help="create or replace the automations in automations.yaml on the Prefect "
+        "server in PREFECT_API_URL",
+    )
+    create.add_argument(
+        "--block",
+        required=True,
+        metavar="SLUG",
+        help="notification block the automations send through, such as "
+        "slack-webhook/operators",
+    )
+    create.set_defaults(handler=_automations_create)
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    from rostersync.store.database import get_engine
+    from rostersync.store.decisions import list_runs
+
+    rows = list_runs(
+        get_engine(), district_id=args.district, status=args.status, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print("run id\tdistrict\tflow\tstatus\tstarted\tdecision")
+    for row in rows:
+        decision = (
+            f"{row['decision']} by {row['decided_by']}" if row["decision"] else ""
+        )
+        print(
+            f"{row['run_id']}\t{row['district_id']}\t{row['flow_name']}\t"
+            f"{row['status']}\t{row['started_at']}\t{decision}"
+        )
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    from rostersync.store.database import get_engine
+    from rostersync.store.decisions import load_run
+
+    print(json.dumps(load_run(get_engine(), args.run_id), indent=2))
+    return 0
+
+
+def _runs_decide(args: argparse.Namespace) -> int:
+    from flows.decide_held_run import decide_held_run
+    from rostersync.cli import run_flow
+    from rostersync.store.database import get_engine
+    from rostersync.store.decisions import load_run
+
+    # An unknown run is a usage error (exit 2), found before a flow run starts.
+    load_run(get_engine(), args.run_id)
+    state = run_flow(
+        decide_held_run,
+        run_id=args.run_id,
+        approve=args.approve,
+        by=args.by,
+        reason=args.reason,
+    )
+    return _report_state(state)
+
+
+def _runs_undo(args: argparse.Namespace) -> int:
+    from flows.undo_run import undo_run
+    from rostersync.cli import run_flow
+    from rostersync.store.database import get_engine
+    from rostersync.store.decisions import load_run
+
+    load_run(get_engine(), args.run_id)
+    state = run_flow(undo_run, run_id=args.run_id, by=args.by, reason=args.reason)
+    return _report_state(state)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from flows.purge import purge_archived_users_flow
+    from rostersync.cli import run_flow
+
+    state = run_flow(
+        purge_archived_users_flow, district_id=args.district, dry_run=args.dry_run
+    )
+    return _report_state(state)
+
+
+def _automations_create(args: argparse.Namespace) -> int:
+    from prefect.settings import get_current_settings
+
+    from rostersync.automations import create_automations
+    from rostersync.errors import ConfigurationError
+
+    if not get_current_settings().api.url:
+        # Without it, Prefect would start a temporary server and the automations
+        # would vanish with it.
+        raise ConfigurationError(
+            "PREFECT_API_URL is not set, so there is no Prefect server to keep the "
+            "automations. Set it to the server's API, such as "
+            "http://127.0.0.1:4200/api, and run this again."
+        )
+
+    for name, automation_id in create_automations(args.block):
+        print(f"automation {name!r} created ({automation_id})")
+    return 0
+
+
+def _report_state(state: Any) -> int:
+    """Print a flow's message and data; return 0 when it completed, else 1."""
+    data = state.result(raise_on_failure=False)
+    if state.is_completed():
+        print(state.message or "done")
+        if isinstance(data, dict | list):
+            print(json.dumps(data, indent=2, default=_plain))
+        return 0
+    print(f"error: {state.message}", file=sys.stderr)
+    return 1
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump() if dump else str(value)

@@ -197,7 +197,7 @@ def _run_steps(
         elif verdict.held:
             result.status, result.reason = "held", verdict.reason
             _close(result, findings)
-            hold_changes(plan, result, findings, verdict)
+            hold_changes(plan, result, findings, verdict, fingerprint)
             if options.wait and approval_server_available():
                 # Operators see the held plan and are alerted before the wait.
                 publish_report(result)
@@ -229,6 +229,7 @@ def _may_sync(
     contract = contract_state(integration, local_date(integration, now))
     if not contract.current:
         result.status, result.reason = "skipped", contract.reason
+        result.counts = empty_counts()
         _close(result, findings)
         record_result(result, findings)
         return False
@@ -241,10 +242,17 @@ def _may_sync(
             f"`rostersync district set-data-manager {integration.district_id} "
             "USER_ID`."
         )
+        result.counts = empty_counts()
         _close(result, findings)
         record_result(result, findings)
         return False
     if contract.ending_soon and integration.contract_end is not None:
+        get_run_logger().warning(
+            "district %s: the contract ends on %s, in %d days",
+            integration.district_id,
+            integration.contract_end,
+            contract.days_left,
+        )
         findings.append(
             Finding(
                 entity="district",

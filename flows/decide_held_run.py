@@ -30,8 +30,9 @@ def decide_held_run(
     """Apply (``approve``) or drop the stored plan of a held run; record who and why.
 
     When the held run's flow run is still paused for input on this Prefect server,
-    the decision is sent to it as that input, and that run applies it. Otherwise the plan is applied here,
-    and only if the district's store has not changed since the plan was made.
+    the decision is sent to it as that input, and that run applies it. Otherwise
+    the plan is applied here, and only if the district's store has not changed
+    since the plan was made.
     """
     logger = get_run_logger()
     try:

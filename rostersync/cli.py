@@ -372,24 +372,43 @@ def _district_update(args: argparse.Namespace) -> int:
     print(
         f"district {args.district_id}: removal threshold {shown}, "
         f"source {values['source']}, {pulls} pulls, archived users kept "
-        f"{values['retention_days']} days, contract {values['contract_start']} to "
-        f"{values['contract_end']}"
+        f"{values['retention_days']} days, contract from "
+        f"{values['contract_start'] or 'no start date'} to "
+        f"{values['contract_end'] or 'no end date'}"
     )
+    end = values["contract_end"]
+    if end and date.fromisoformat(end) < date.today():
+        print(
+            f"warning: the contract ended on {end}, so the district's syncs are "
+            "skipped until a later --contract-end is recorded.",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _district_set_data_manager(args: argparse.Namespace) -> int:
     from flows.set_data_manager import set_data_manager
+    from rostersync.errors import ConfigurationError
+    from rostersync.roster import UNSAFE_ID_CHARACTERS
+    from rostersync.runs_cli import MAX_BY, MAX_REASON, operator_text
     from rostersync.store.database import get_engine
     from rostersync.store.districts import load_integration
 
+    user_id = args.user_id.strip()
+    if not user_id or len(user_id) > 300 or UNSAFE_ID_CHARACTERS.search(user_id):
+        raise ConfigurationError(
+            "USER_ID must be a provider user id of 1 to 300 characters without "
+            "control characters, as the provider shows it."
+        )
+    by = operator_text(args.by, "--by", MAX_BY)
+    reason = operator_text(args.reason, "--reason", MAX_REASON) if args.reason else ""
     load_integration(get_engine(), args.district_id)
     state = run_flow(
         set_data_manager,
         district_id=args.district_id,
-        user_id=args.user_id,
-        by=args.by,
-        reason=args.reason,
+        user_id=user_id,
+        by=by,
+        reason=reason,
     )
     if state.is_failed():
         print(f"error: {state.message}", file=sys.stderr)

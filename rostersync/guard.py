@@ -47,10 +47,11 @@ def check_removals(
     reason = (
         f"The plan archives {len(counted)} users and switches {len(switched)} "
         f"between student and educator, {total} in all, more than the threshold of "
-        f"{threshold} for {active_users} active users, so nothing was written. "
-        "Check the district's shared data; when the removals are expected, raise "
-        "the threshold for one run with `rostersync district update ID "
-        "--removal-threshold N` and set it back with `--removal-threshold default`."
+        f"{threshold} for {active_users} active users, so nothing was written and "
+        "the plan is stored. Check the district's shared data, then approve the "
+        "plan if the removals are expected, or reject it, in the Prefect UI or "
+        "with `rostersync runs approve RUN_ID --by NAME --reason TEXT` (or `runs "
+        "reject`); `rostersync runs list --status held` gives RUN_ID."
     )
     return GuardVerdict(True, len(archived), total, threshold, reason, breakdown)
 

@@ -7,12 +7,23 @@ import json
 import sys
 from typing import Any
 
+from rostersync.errors import ConfigurationError
+
 RUNS_EPILOG = """exit codes of approve, reject and undo:
   0  done: the plan was applied or dropped, or the run was undone
   1  refused: the store changed since the plan was made (run the sync again),
      or the run cannot be undone; the message says why
-  2  the run does not exist, is not held, or an option is missing
+  2  the run does not exist, is not held (or is a dry run), or an option is
+     missing or invalid; --by takes at most 128 characters and --reason 2000,
+     neither with control characters
 """
+
+RUN_STATUSES = (
+    "running", "completed", "failed", "held", "rejected", "stale", "skipped",
+    "suspended",
+)  # fmt: skip
+MAX_BY = 128
+MAX_REASON = 2_000
 
 
 def add_operator_commands(commands: Any) -> None:
@@ -28,7 +39,7 @@ def add_operator_commands(commands: Any) -> None:
     listing = run_commands.add_parser("list", help="list the latest runs")
     listing.add_argument("--district", help="only this district's runs")
     listing.add_argument(
-        "--status", help="only runs with this status, such as held or failed"
+        "--status", choices=RUN_STATUSES, help="only runs with this status"
     )
     listing.add_argument("--limit", type=int, default=50, help="runs shown (50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -50,6 +61,8 @@ def add_operator_commands(commands: Any) -> None:
             )
             + " The decision is recorded with --by and --reason.",
         )
+        decide.epilog = RUNS_EPILOG
+        decide.formatter_class = argparse.RawDescriptionHelpFormatter
         decide.add_argument("run_id", metavar="RUN_ID")
         decide.add_argument("--by", required=True, help="who decides")
         decide.add_argument("--reason", required=True, help="why")
@@ -58,6 +71,8 @@ def add_operator_commands(commands: Any) -> None:
     undo = run_commands.add_parser(
         "undo",
         help="restore what a run archived and revert its updates, as a new run",
+        epilog=RUNS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     undo.add_argument("run_id", metavar="RUN_ID")
     undo.add_argument("--by", required=True, help="who undoes the run")
@@ -112,11 +127,12 @@ def _runs_list(args: argparse.Namespace) -> int:
     print("run id\tdistrict\tflow\tstatus\tstarted\tdecision")
     for row in rows:
         decision = (
-            f"{row['decision']} by {row['decided_by']}" if row["decision"] else ""
+            f"{row['decision']} by {row['decided_by']!r}" if row["decision"] else ""
         )
+        status = f"{row['status']} (dry run)" if row["dry_run"] else row["status"]
         print(
             f"{row['run_id']}\t{row['district_id']}\t{row['flow_name']}\t"
-            f"{row['status']}\t{row['started_at']}\t{decision}"
+            f"{status}\t{row['started_at']}\t{decision}"
         )
     return 0
 
@@ -135,14 +151,32 @@ def _runs_decide(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.decisions import load_run
 
-    # An unknown run is a usage error (exit 2), found before a flow run starts.
-    load_run(get_engine(), args.run_id)
+    by = operator_text(args.by, "--by", MAX_BY)
+    reason = operator_text(args.reason, "--reason", MAX_REASON)
+    # A run that cannot be decided is a usage error (exit 2), found before a flow
+    # run starts.
+    run = load_run(get_engine(), args.run_id)
+    if run["dry_run"]:
+        raise ConfigurationError(
+            f"Run {args.run_id} is a dry run, which stores no plan, so there is "
+            f"nothing to decide. Run `rostersync sync {run['district_id']}` without "
+            "--dry-run to hold a plan for a decision."
+        )
+    if run["status"] != "held":
+        done = (
+            f" ({run['decision']} by {run['decided_by']!r})" if run["decision"] else ""
+        )
+        raise ConfigurationError(
+            f"Run {args.run_id} is {run['status']}{done}, not held, so there is "
+            "nothing to decide; `rostersync runs list --status held` lists the runs "
+            "that wait for a decision."
+        )
     state = run_flow(
         decide_held_run,
         run_id=args.run_id,
         approve=args.approve,
-        by=args.by,
-        reason=args.reason,
+        by=by,
+        reason=reason,
     )
     return _report_state(state)
 
@@ -153,15 +187,22 @@ def _runs_undo(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.decisions import load_run
 
+    by = operator_text(args.by, "--by", MAX_BY)
+    reason = operator_text(args.reason, "--reason", MAX_REASON)
     load_run(get_engine(), args.run_id)
-    state = run_flow(undo_run, run_id=args.run_id, by=args.by, reason=args.reason)
+    state = run_flow(undo_run, run_id=args.run_id, by=by, reason=reason)
     return _report_state(state)
 
 
 def _purge(args: argparse.Namespace) -> int:
     from flows.purge import purge_archived_users_flow
     from rostersync.cli import run_flow
+    from rostersync.store.database import get_engine
+    from rostersync.store.districts import load_integration
 
+    if args.district is not None:
+        # An unknown district is a usage error (exit 2), found before the flow.
+        load_integration(get_engine(), args.district)
     state = run_flow(
         purge_archived_users_flow, district_id=args.district, dry_run=args.dry_run
     )
@@ -172,7 +213,6 @@ def _automations_create(args: argparse.Namespace) -> int:
     from prefect.settings import get_current_settings
 
     from rostersync.automations import create_automations
-    from rostersync.errors import ConfigurationError
 
     if not get_current_settings().api.url:
         # Without it, Prefect would start a temporary server and the automations
@@ -188,9 +228,32 @@ def _automations_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def operator_text(value: str, option: str, limit: int) -> str:
+    """Return an operator's --by or --reason text stripped, or raise for bad text."""
+    from rostersync.roster import UNSAFE_ID_CHARACTERS
+
+    text = (value or "").strip()
+    if not text:
+        raise ConfigurationError(f"{option} is empty; say who decides and why.")
+    if len(text) > limit:
+        raise ConfigurationError(
+            f"{option} has {len(text)} characters; keep it to {limit}."
+        )
+    if UNSAFE_ID_CHARACTERS.search(text):
+        raise ConfigurationError(
+            f"{option} contains a control or invisible formatting character (such "
+            "as a line break, an escape or a right-to-left mark); write it on one "
+            "line of plain text."
+        )
+    return text
+
+
 def _report_state(state: Any) -> int:
     """Print a flow's message and data; return 0 when it completed, else 1."""
     data = state.result(raise_on_failure=False)
+    dump = getattr(data, "model_dump", None)
+    if dump is not None:
+        data = dump(mode="json")
     if state.is_completed():
         print(state.message or "done")
         if isinstance(data, dict | list):

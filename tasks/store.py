@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import task
+from sqlalchemy import update
 
 from rostersync.alerts import Alert, send_alert
 from rostersync.guard import GuardVerdict
@@ -23,6 +24,7 @@ from rostersync.store.districts import (
     store_pull_state,
     suspend_integration,
 )
+from rostersync.store.models import SyncRun
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
 from tasks.options import IO_TASK_OPTIONS, contain_errors
@@ -133,12 +135,25 @@ def suspend_district(result: SyncResult, findings: list[Finding], reason: str) -
 @task(name="hold-plan", **IO_TASK_OPTIONS)
 @contain_errors
 def hold_changes(
-    plan: Plan, result: SyncResult, findings: list[Finding], verdict: GuardVerdict
+    plan: Plan,
+    result: SyncResult,
+    findings: list[Finding],
+    verdict: GuardVerdict,
+    fingerprint: str | None = None,
 ) -> None:
-    """Store the held plan and close the run as held; nothing is applied."""
+    """Store the held plan and close the run as held; nothing is applied.
+
+    ``fingerprint`` is the held full pull's, which approval records as the last
+    applied pull.
+    """
     with store_errors(), get_engine().begin() as connection:
         store_plan(connection, result.run_id or "", plan)
         _finish(connection, result, findings, plan.store_version)
+        connection.execute(
+            update(SyncRun)
+            .where(SyncRun.id == (result.run_id or ""))
+            .values(pull_fingerprint=fingerprint)
+        )
 
 
 @task(name="record-result", **IO_TASK_OPTIONS)

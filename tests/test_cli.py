@@ -547,3 +547,25 @@ def test_prefect_server_timeout_exits_2(tmp_path):
     assert "Traceback" not in sync.stderr
     assert "error: The temporary Prefect server did not start" in sync.stderr
     assert runs == 0
+
+
+def test_store_password_in_the_url_query_is_never_printed(monkeypatch, capsys):
+    from rostersync.settings import get_settings
+    from rostersync.store.database import dispose_engines
+
+    secret = "s3cret-in-query"
+    monkeypatch.setenv(
+        "ROSTERSYNC_DATABASE_URL",
+        f"postgresql+psycopg://u@127.0.0.1:1/x?password={secret}&connect_timeout=2",
+    )
+    get_settings.cache_clear()
+    try:
+        status = main(["sync", "d-1", "--json"])
+    finally:
+        dispose_engines()
+        get_settings.cache_clear()
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert secret not in captured.out
+    assert secret not in captured.err

@@ -91,11 +91,16 @@ def _open_store(url: str) -> Engine:
     except exc.SQLAlchemyError as error:
         engine.dispose()
         raise ConfigurationError(
-            f"The store at {engine.url.render_as_string(hide_password=True)} cannot be "
+            f"The store at {shown_url(engine)} cannot be "
             f"opened: {_first_line(error)}. Check ROSTERSYNC_DATABASE_URL, that the "
             "server runs and that the path or database exists and is writable."
         ) from None
     return engine
+
+
+def shown_url(engine: Engine) -> str:
+    """Return the store's URL without its password and query, which can hold one."""
+    return engine.url.set(query={}).render_as_string(hide_password=True)
 
 
 @contextmanager

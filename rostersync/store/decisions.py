@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 
 from rostersync.errors import ConfigurationError
 from rostersync.store.apply import apply_plan
+from rostersync.store.districts import store_pull_state
 from rostersync.store.models import District, StoredPlan, SyncRun
 from rostersync.store.runs import MAX_MESSAGE, load_plan, storable_text, utc_now
 
@@ -109,6 +110,15 @@ def decide_held_run(
                 )
             else:
                 apply_plan(connection, plan, run_id, now)
+                # The store now matches the held pull, so an identical pull later
+                # is unchanged, and any other pull is planned.
+                store_pull_state(
+                    connection,
+                    run.district_id,
+                    run.pull_fingerprint,
+                    changed=True,
+                    now=now,
+                )
                 status, store_version = APPLIED, plan.store_version + 1
                 message = f"The plan of run {run_id} was applied."
         if status != APPLIED:

@@ -211,6 +211,9 @@ class SyncRun(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The run whose changes this run reverted (an undo run), or None.
     undoes_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # The fingerprint of a held run's full pull, kept as the district's last
+    # applied pull when the plan is approved.
+    pull_fingerprint: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

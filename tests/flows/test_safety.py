@@ -15,11 +15,11 @@ from rostersync.demo import DemoSize, write_demo_district
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district, update_district
 from tests import datasets
+from tests.flows.test_daily_sync import store_rows as roster_rows
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 DISTRICT = "safe-1"
-ROSTER_TABLES = ("schools", "school_mappings", "users", "sections", "enrollments")
 
 
 def make_district(tmp_path: Path, **options) -> Path:
@@ -36,18 +36,6 @@ def make_district(tmp_path: Path, **options) -> Path:
         **options,
     )
     return folder
-
-
-def roster_rows() -> dict[str, list[tuple]]:
-    """Every row of the roster tables, sorted, to compare the store over time."""
-    with get_engine().connect() as connection:
-        return {
-            table: sorted(
-                tuple(str(value) for value in row)
-                for row in connection.execute(sa.text(f"select * from {table}"))
-            )
-            for table in ROSTER_TABLES
-        }
 
 
 def students(folder: Path) -> list[str]:
@@ -186,8 +174,8 @@ def test_decided_run_cannot_be_decided_again(store_url, tmp_path, capsys):
 
     status = main(["runs", "approve", run_id, "--by", "ops-1", "--reason", "ok"])
 
-    assert status == 1
-    assert "not held" in capsys.readouterr().err
+    assert status == 2
+    assert "is rejected (rejected by 'ops-2'), not held" in capsys.readouterr().err
 
 
 def test_unknown_run_is_a_usage_error(store_url, tmp_path, capsys):
@@ -470,3 +458,99 @@ def test_undo_from_the_command_line_restores_and_sticks(store_url, tmp_path, cap
     assert run_sync(DISTRICT).unchanged_since is not None
     assert statuses(gone) == {"active"}
     assert roster_rows() != before
+
+
+def test_students_shared_again_after_approval_are_restored(store_url, tmp_path):
+    folder = write_demo_district(
+        tmp_path / "roster", DemoSize(students=60, schools=2), district=DISTRICT
+    )
+    original = (folder / "users.csv").read_text()
+    make_district_from(folder)
+    run_sync(DISTRICT)
+    gone = students(folder)[:15]
+    datasets.remove_oneroster_users(folder, set(gone))
+    run_id = run_sync(DISTRICT).run_id
+    main(["runs", "approve", run_id, "--by", "ops-1", "--reason", "moved"])
+    # The district shares them again: the pull is the first one once more.
+    write_demo_district(folder, DemoSize(students=60, schools=2), district=DISTRICT)
+    assert (folder / "users.csv").read_text() == original
+
+    result = run_sync(DISTRICT)
+
+    assert result.counts["students"]["restored"] == 15
+    assert statuses(gone) == {"active"}
+
+
+def test_undo_of_an_approved_plan_sticks_for_the_same_pull(store_url, tmp_path):
+    _, gone, run_id = held_run(tmp_path)
+    main(["runs", "approve", run_id, "--by", "ops-1", "--reason", "moved"])
+    main(["runs", "undo", run_id, "--by", "ops-1", "--reason", "wrong"])
+
+    result = run_sync(DISTRICT)
+
+    assert result.status == "completed"
+    assert result.unchanged_since is not None
+    assert statuses(gone) == {"active"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--by", " ", "--reason", "ok"], "--by is empty"),
+        (["--by", "ops\x1b[31m", "--reason", "ok"], "control or invisible"),
+        (["--by", "ops", "--reason", "x" * 2001], "keep it to 2000"),
+    ],
+    ids=["empty", "escape", "long"],
+)
+def test_bad_operator_text_is_a_usage_error(
+    store_url, tmp_path, capsys, options, message
+):
+    _, gone, run_id = held_run(tmp_path)
+    capsys.readouterr()
+
+    status = main(["runs", "approve", run_id, *options])
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert statuses(gone) == {"active"}
+
+
+def test_deciding_a_completed_run_is_a_usage_error(store_url, tmp_path, capsys):
+    make_district(tmp_path)
+    run_id = run_sync(DISTRICT).run_id
+    capsys.readouterr()
+
+    status = main(["runs", "reject", run_id, "--by", "ops", "--reason", "no"])
+
+    assert status == 2
+    assert "is completed, not held" in capsys.readouterr().err
+
+
+def test_deciding_a_held_dry_run_is_a_usage_error(store_url, tmp_path, capsys):
+    folder = make_district(tmp_path)
+    run_sync(DISTRICT)
+    datasets.remove_oneroster_users(folder, set(students(folder)[:15]))
+    run_id = run_sync(DISTRICT, dry_run=True).run_id
+    capsys.readouterr()
+
+    status = main(["runs", "approve", run_id, "--by", "ops", "--reason", "ok"])
+
+    assert status == 2
+    assert "is a dry run" in capsys.readouterr().err
+
+
+def test_purge_of_an_unknown_district_is_a_usage_error(store_url, capsys):
+    status = main(["purge", "--district", "nowhere"])
+
+    assert status == 2
+    assert "'nowhere' is not registered" in capsys.readouterr().err
+
+
+def test_skipped_run_reports_every_entity_with_zero_counts(store_url, tmp_path):
+    make_district(tmp_path, contract_end=date.today() - timedelta(days=2))
+
+    result = run_sync(DISTRICT)
+
+    assert set(result.counts) == {
+        "schools", "educators", "students", "sections", "enrollments",
+    }  # fmt: skip

@@ -23,6 +23,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("undoes_run_id", sa.String(length=36), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("pull_fingerprint", sa.String(length=64), nullable=True)
+        )
     op.create_index(op.f("ix_sync_runs_undoes_run_id"), "sync_runs", ["undoes_run_id"])
     with op.batch_alter_table("districts", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("contract_warned_for", sa.Date(), nullable=True))
@@ -37,5 +40,6 @@ def downgrade() -> None:
         batch_op.drop_column("contract_warned_for")
     op.drop_index(op.f("ix_sync_runs_undoes_run_id"), table_name="sync_runs")
     with op.batch_alter_table("sync_runs", recreate="never") as batch_op:
+        batch_op.drop_column("pull_fingerprint")
         batch_op.drop_column("undoes_run_id")
         batch_op.drop_column("decision")

@@ -1,10 +1,11 @@
 """Measure the operator paths at a chosen size: fingerprint, approval, undo, purge.
 
 Generates a demo district of N students (OneRoster CSV) and syncs it once without
-Prefect. Then 10% of the students leave, and the benchmark times: the fingerprint
-of the pull, storing the held plan, approving it (which applies it), undoing the
-approved run, archiving the same students again, and purging them once their
-archive date is moved past the retention period. Prints seconds and the process's
+Prefect. Then 10% of the students leave, and the benchmark times each step in turn.
+The steps are the fingerprint of the pull, storing the held plan, approving it
+(which applies it), undoing the approved run, and archiving the same students
+again. The last step purges them once their archive date is moved past the
+retention period. Prints seconds and the process's
 peak resident memory, and writes them as JSON to benchmarks/results/.
 
     uv run python benchmarks/safety_benchmark.py --students 100000

@@ -18,7 +18,7 @@ from rostersync.fingerprint import roster_fingerprint
 from rostersync.guard import data_manager_missing
 from rostersync.report import total_findings
 from rostersync.results import SyncResult, empty_counts
-from rostersync.roster import Finding, cursor_to_store
+from rostersync.roster import Finding, cursor_to_store, shown_id
 from rostersync.store.districts import (
     IntegrationConfig,
     contract_state,
@@ -63,10 +63,10 @@ def daily_sync(
     ``full_pull`` reads everything from a provider even when the integration could
     pull only the changes since the last sync. ``expected_removals`` lists the
     provider user ids a flow expects to leave (the end of summer school), whose
-    removal does not count against the mass-removal threshold. A held plan waits
-    up to ``approval_timeout_hours`` for an operator's answer in the Prefect UI
-    when ``wait_for_approval`` is set and a Prefect server runs the flow; an
-    unanswered plan counts as rejected.
+    removal does not count against the mass-removal threshold. When
+    ``wait_for_approval`` is set and a Prefect server runs the flow, a held plan
+    waits up to ``approval_timeout_hours`` for an operator's decision in the
+    Prefect UI. A plan that gets no decision in that time counts as rejected.
     """
     result = SyncResult(
         district_id=district_id,
@@ -160,7 +160,7 @@ def _run_steps(
     if data_manager_missing(roster, integration.data_manager_id, store.users):
         _suspend(result, integration, findings)
         return
-    fingerprint = roster_fingerprint(roster)
+    fingerprint = roster_fingerprint(roster, integration.shared_school_ids)
     pull_state = read_pull_state(district_id)
     if fingerprint is not None and fingerprint == pull_state.fingerprint:
         since = pull_state.unchanged_since
@@ -223,8 +223,11 @@ def _run_steps(
 def _may_sync(
     result: SyncResult, integration: IntegrationConfig, findings: list[Finding]
 ) -> bool:
-    """End the run at once, recorded, when the district has no current contract
-    or its integration is suspended; warn once of a contract that ends soon."""
+    """Return False, with the run recorded, when the district may not sync now.
+
+    A district without a current contract is skipped and a suspended integration
+    ends as suspended. A contract that ends within 30 days adds a warning.
+    """
     now = datetime.now(UTC)
     contract = contract_state(integration, local_date(integration, now))
     if not contract.current:
@@ -274,8 +277,8 @@ def _suspend(
 ) -> None:
     """Suspend the integration because its data manager left the shared data."""
     reason = (
-        f"Data manager {integration.data_manager_id} is no longer in the shared "
-        "data of the provider."
+        f"Data manager {shown_id(integration.data_manager_id or '')} is no longer "
+        "in the shared data of the provider."
     )
     result.status = "suspended"
     result.counts = empty_counts()

@@ -19,15 +19,21 @@ _KEYS = {
 }
 
 
-def roster_fingerprint(roster: Roster) -> str | None:
+def roster_fingerprint(
+    roster: Roster, shared_school_ids: frozenset[str] | None = None
+) -> str | None:
     """Return a SHA-256 of the pull's records in key order; None for a delta pull.
 
-    A delta contains only what changed since a cursor, so two equal deltas do not
-    show that the roster is unchanged.
+    ``shared_school_ids`` (the sharing rules in force) is part of the fingerprint,
+    because the same pull under other rules plans other changes. A delta contains
+    only what changed since a cursor, so two equal deltas do not show that the
+    roster is unchanged.
     """
     if roster.is_delta:
         return None
     digest = hashlib.sha256()
+    rules = "\x1f".join(sorted(shared_school_ids)) if shared_school_ids else "*"
+    digest.update(f"shared:{rules};".encode())
     for name in ("schools", "users", "sections", "enrollments"):
         frame: pd.DataFrame = getattr(roster, name)
         digest.update(f"{name}:{len(frame)}:{','.join(frame.columns)};".encode())

@@ -1,8 +1,8 @@
 """Approval of a held plan through a real Prefect server (SQLite-backed).
 
-The test starts `prefect server start` on loopback, runs the daily sync in a child
-process against it, and answers the paused run the way the Prefect UI does: through
-the server's resume endpoint with the form's input.
+The test starts `prefect server start` on loopback and runs the daily sync in a
+child process against it. It resumes the paused run the way the Prefect UI does:
+through the server's resume endpoint, with the form's input.
 """
 
 from __future__ import annotations

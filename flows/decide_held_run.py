@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 from uuid import UUID
 
@@ -14,18 +15,20 @@ from pydantic import Field
 
 from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.store.database import get_engine, store_errors
-from rostersync.store.decisions import APPLIED, REJECTED, load_run
+from rostersync.store.decisions import APPLIED, REJECTED, STALE, load_run
 from tasks.approval import approval_server_available, record_decision
 
 FLOW_NAME = "decide-held-run"
+# Seconds to wait for a resumed run to record the decision it received.
+RESUMED_WAIT_SECONDS = 120
 
 
 @flow(name=FLOW_NAME, log_prints=False, validate_parameters=True, persist_result=False)
 def decide_held_run(
     run_id: str,
     approve: bool,
-    by: Annotated[str, Field(min_length=1, max_length=128)],
-    reason: Annotated[str, Field(min_length=1, max_length=2000)],
+    by: Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")],
+    reason: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S")],
 ) -> State:
     """Apply (``approve``) or drop the stored plan of a held run; record who and why.
 
@@ -45,16 +48,7 @@ def decide_held_run(
                 "wait for a decision."
             )
         if _resume_waiting_run(run.get("flow_run_id"), approve, by, reason):
-            message = (
-                f"Flow run {run['flow_run_id']} waited for this answer and applies it "
-                f"to run {run_id}."
-            )
-            logger.info("%s", message)
-            _publish(run_id, run["district_id"], "answered", message)
-            return Completed(
-                message=message,
-                data={"run_id": run_id, "status": "answered", "message": message},
-            )
+            return _waited_outcome(run_id, run["district_id"], run["flow_run_id"])
         outcome = record_decision(
             run_id, "approved" if approve else "rejected", by, reason
         )
@@ -65,6 +59,37 @@ def decide_held_run(
     if outcome.status in {APPLIED, REJECTED}:
         return Completed(message=outcome.message, data=outcome.as_dict())
     return Failed(message=outcome.message, data=outcome.as_dict())
+
+
+def _waited_outcome(run_id: str, district_id: str, flow_run_id: str) -> State:
+    """Wait for the resumed run to record the decision, and report its outcome."""
+    deadline = time.monotonic() + RESUMED_WAIT_SECONDS
+    run = {"status": "held"}
+    while time.monotonic() < deadline:
+        with store_errors():
+            run = load_run(get_engine(), run_id)
+        if run["status"] != "held":
+            break
+        time.sleep(1)
+    status = run["status"]
+    if status == "held":
+        message = (
+            f"Flow run {flow_run_id} received the decision on run {run_id} but has "
+            f"not recorded it after {RESUMED_WAIT_SECONDS} s; its logs say why."
+        )
+    else:
+        message = (
+            f"Flow run {flow_run_id} received the decision and run {run_id} is now "
+            f"{status}."
+        )
+        if status == STALE:
+            message += f" {run.get('reason') or ''}".rstrip()
+    get_run_logger().info("%s", message)
+    _publish(run_id, district_id, status, message)
+    data = {"run_id": run_id, "status": status, "message": message}
+    if status in {APPLIED, REJECTED}:
+        return Completed(message=message, data=data)
+    return Failed(message=message, data=data)
 
 
 def _resume_waiting_run(

@@ -24,7 +24,7 @@ FLOW_NAME = "set-data-manager"
 def set_data_manager(
     district_id: str,
     user_id: Annotated[str, Field(min_length=1, max_length=300)],
-    by: Annotated[str, Field(min_length=1, max_length=128)],
+    by: Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")],
     reason: str = "",
 ) -> State:
     """Check that ``user_id`` is in the district's shared data, then name them the

@@ -41,8 +41,13 @@ class ApprovalInput(RunInput):
         description="Tick to archive the users in the held plan; leave unticked to "
         "archive nobody."
     )
-    reason: str = Field(min_length=1, max_length=2000, description="Why you decide so.")
-    approver: str = Field(min_length=1, max_length=128, description="Your name.")
+    # The pattern rejects text of spaces only, in the form and on the server.
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="Why you decide so."
+    )
+    approver: str = Field(
+        min_length=1, max_length=128, pattern=r"\S", description="Your name."
+    )
 
 
 def approval_server_available() -> bool:
@@ -64,7 +69,7 @@ def wait_for_decision(result: SyncResult, timeout_hours: float) -> None:
     logger = get_run_logger()
     run_id = result.run_id or ""
     logger.info(
-        "district %s: run %s waits up to %.1f hours for an operator's decision",
+        "district %s: run %s waits up to %g hours for an operator's decision",
         result.district_id,
         run_id,
         timeout_hours,
@@ -91,6 +96,10 @@ def wait_for_decision(result: SyncResult, timeout_hours: float) -> None:
     try:
         outcome = record_decision(run_id, decision, by, reason)
     except ConfigurationError:
+        with store_errors():
+            still_held = load_run(get_engine(), run_id)["status"] == "held"
+        if still_held:
+            raise
         # Decided from the command line while the flow waited.
         outcome = _decided_elsewhere(run_id)
     apply_outcome(result, outcome)

@@ -127,6 +127,9 @@ def decide_held_run(
             update(SyncRun)
             .where(SyncRun.id == run_id)
             .values(
+                reason=storable_text(
+                    f"Held, then {decision} by {by}: {message}", MAX_MESSAGE
+                ),
                 status=status,
                 decision=decision,
                 decided_by=storable_text(by, MAX_DECIDER),

@@ -233,3 +233,52 @@ def test_cli_approval_answers_the_waiting_run(store_url, tmp_path, prefect_serve
     assert "STATUS completed" in finish(process)
     assert statuses(gone) == {"archived"}
     assert run_row(run_id).decided_by == "ops-cli"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_blank_approver_is_refused_and_the_run_keeps_waiting(
+    store_url, tmp_path, prefect_server
+):
+    gone, before = held_district(tmp_path)
+    process = start_sync(prefect_server, timeout_hours=1)
+    flow_run_id = paused_run(prefect_server, process)
+
+    response = httpx.post(
+        f"{prefect_server}/flow_runs/{flow_run_id}/resume",
+        json={"run_input": {"approve": True, "reason": "ok", "approver": "   "}},
+        timeout=10,
+    )
+
+    assert response.json()["status"] == "REJECT"
+    answer(prefect_server, flow_run_id, approve=False)
+    assert "STATUS rejected" in finish(process)
+    assert roster_rows() == before
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_cli_approval_of_a_stale_waiting_plan_fails(
+    store_url, tmp_path, prefect_server
+):
+    from rostersync.demo import DemoSize, write_demo_district
+
+    gone, _ = held_district(tmp_path)
+    process = start_sync(prefect_server, timeout_hours=1)
+    paused_run(prefect_server, process)
+    run_id = latest_run_id()
+    # Another sync changes the store while the plan waits.
+    write_demo_district(
+        tmp_path / "roster", DemoSize(students=61, schools=2), district=DISTRICT
+    )
+    assert run_sync(DISTRICT).status == "completed"
+
+    approval = subprocess.run(
+        [sys.executable, "-m", "rostersync.cli", "runs", "approve", run_id,
+         "--by", "ops-cli", "--reason", "ok"],
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert approval.returncode == 1
+    assert "stale" in approval.stderr
+    finish(process)
+    assert run_row(run_id).status == "stale"

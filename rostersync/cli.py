@@ -24,6 +24,10 @@ SYNC_EPILOG = """exit codes:
      server did not start
   3  held: the plan archives more users than the district's threshold;
      nothing was written and the plan is stored for an operator
+     (rostersync runs approve|reject RUN_ID)
+  4  skipped: the district has no current contract; nothing was synced
+  5  suspended: the data manager left the shared data, or the integration is
+     suspended (rostersync district set-data-manager ID USER_ID)
 """
 
 

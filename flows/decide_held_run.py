@@ -95,7 +95,7 @@ def _waited_outcome(run_id: str, district_id: str, flow_run_id: str) -> State:
 def _resume_waiting_run(
     flow_run_id: str | None, approve: bool, by: str, reason: str
 ) -> bool:
-    """Send the answer to the held run's paused flow run; False when none waits."""
+    """Send the decision to the held run's paused flow run; False when none waits."""
     if not flow_run_id or not approval_server_available():
         return False
     try:

@@ -54,17 +54,17 @@ def approval_server_available() -> bool:
     """Return True when the flow runs against a Prefect server an operator can reach.
 
     Without PREFECT_API_URL, Prefect runs a temporary server inside the process
-    that nobody else can answer through, so the plan stays held for
+    that no operator can reach, so the plan stays held for
     `rostersync runs approve` or `rostersync runs reject`.
     """
     return bool(get_current_settings().api.url)
 
 
 def wait_for_decision(result: SyncResult, timeout_hours: float) -> None:
-    """Pause the flow run for the operator's answer and apply it to ``result``.
+    """Pause the flow run for the operator's decision and apply it to ``result``.
 
-    Called in the flow, not in a task: Prefect pauses flow runs only. An answer
-    that does not come within ``timeout_hours`` counts as a rejection.
+    Called in the flow, not in a task, because Prefect pauses flow runs only. No
+    decision within ``timeout_hours`` counts as a rejection.
     """
     logger = get_run_logger()
     run_id = result.run_id or ""
@@ -78,7 +78,7 @@ def wait_for_decision(result: SyncResult, timeout_hours: float) -> None:
     expiry = _Expiry(flow_run.get_id(), timeout_hours)
     try:
         # Prefect fails a run whose pause outlives its timeout, so the pause gets
-        # a grace period and the expiry answers it first, as a rejection.
+        # a grace period and the expiry resumes it first, with a rejection.
         answer = pause_flow_run(
             wait_for_input=ApprovalInput,
             timeout=expiry.seconds + PAUSE_GRACE_SECONDS,
@@ -106,7 +106,7 @@ def wait_for_decision(result: SyncResult, timeout_hours: float) -> None:
 
 
 class _Expiry:
-    """Answer the paused run with a rejection when the approval timeout ends."""
+    """Resume the paused run with a rejection when the approval timeout ends."""
 
     def __init__(self, flow_run_id: Any, timeout_hours: float) -> None:
         self.seconds = max(1, round(timeout_hours * 3600))
@@ -171,7 +171,7 @@ def _decided_elsewhere(run_id: str) -> DecisionOutcome:
         district_id=run["district_id"],
         decision=run["decision"],
         status=run["status"],
-        message=f"Run {run_id} was decided by {run['decided_by']} before the answer "
+        message=f"Run {run_id} was decided by {run['decided_by']} before the input "
         "in the Prefect UI.",
         counts=run["counts"],
     )

@@ -549,7 +549,7 @@ def test_prefect_server_timeout_exits_2(tmp_path):
     assert runs == 0
 
 
-def test_store_password_in_the_url_query_is_never_printed(monkeypatch, capsys):
+def test_url_query_password_not_printed(monkeypatch, capsys):
     from rostersync.settings import get_settings
     from rostersync.store.database import dispose_engines
 

@@ -1,4 +1,4 @@
-"""The fingerprint that tells an unchanged full pull from a changed one."""
+"""The fingerprint that distinguishes an unchanged full pull from a changed one."""
 
 from __future__ import annotations
 

@@ -58,6 +58,17 @@ from rostersync.store.models import (
 )
 
 BATCH_ROWS = 10_000
+# The change log columns that a keyed entity's INSERT ... SELECT fills.
+CHANGE_LOG_COLUMNS = [
+    "run_id",
+    "district_id",
+    "entity",
+    "entity_id",
+    "action",
+    "before",
+    "after",
+    "changed_at",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -459,16 +470,7 @@ def _log_keyed(context: _Context, stage: Table, table: Table, entity: str) -> No
     )
     context.connection.execute(
         insert(ChangeLogEntry.__table__).from_select(
-            [
-                "run_id",
-                "district_id",
-                "entity",
-                "entity_id",
-                "action",
-                "before",
-                "after",
-                "changed_at",
-            ],
+            CHANGE_LOG_COLUMNS,
             logged,
         )
     )

@@ -5,7 +5,7 @@ held run's id, in one transaction, only when the district's store version is sti
 the one the plan was made against. Otherwise the store changed since, so the plan
 is rejected as stale and the operator runs the sync again. Rejecting, or letting the
 approval time out, archives nothing. Either way the decision is recorded on the run
-with who, when and why, and the stored plan, which holds roster values, is deleted.
+with who, when and why, and the stored plan, which contains roster values, is deleted.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def expire_stale_plans(connection: Connection, district_id: str, now: datetime) 
     """Drop the stored plans of held runs that can no longer apply; return how many.
 
     A plan applies only at the store version it was made against, and the version
-    only grows, so once the store moved on the plan is dead weight that holds
+    only grows. Once the store moved on, the plan cannot apply and only keeps
     roster values. Its run is recorded as stale.
     """
     current = connection.execute(

@@ -64,6 +64,7 @@ from rostersync.planning import (
     UPDATE,
     USER_VALUES,
 )
+from rostersync.store.apply import CHANGE_LOG_COLUMNS
 from rostersync.store.models import (
     ACTIVE,
     ARCHIVED,
@@ -130,9 +131,9 @@ def undo_changes(
     must exist in it. A row that a run other than these two changed after
     ``run_id`` is left as it is and counted as skipped. The district's store
     version goes up by one, so a plan made before the undo is stale. The last
-    pull's fingerprint stays: while the provider sends the same roster, the sync
-    reports it unchanged and plans nothing, so the undo is not undone the next
-    morning; the first pull that differs is planned against the store as it is.
+    pull's fingerprint stays. While the provider sends the same roster, the sync
+    reports it unchanged and plans nothing, so the next sync keeps the undo. The
+    first pull that differs is planned against the store as it is then.
 
     NOTE: an enrollment is reverted even when its user or section was skipped. It
     can then be active while its user stays archived, until the next sync archives
@@ -546,16 +547,7 @@ def _log_undo(context: _Context, stage: Table) -> None:
     )
     context.connection.execute(
         insert(_LOG).from_select(
-            [
-                "run_id",
-                "district_id",
-                "entity",
-                "entity_id",
-                "action",
-                "before",
-                "after",
-                "changed_at",
-            ],
+            CHANGE_LOG_COLUMNS,
             logged,
         )
     )

@@ -236,9 +236,7 @@ def test_cli_approval_answers_the_waiting_run(store_url, tmp_path, prefect_serve
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_blank_approver_is_refused_and_the_run_keeps_waiting(
-    store_url, tmp_path, prefect_server
-):
+def test_blank_approver_rejected_run_waits(store_url, tmp_path, prefect_server):
     gone, before = held_district(tmp_path)
     process = start_sync(prefect_server, timeout_hours=1)
     flow_run_id = paused_run(prefect_server, process)

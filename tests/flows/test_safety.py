@@ -275,9 +275,7 @@ def test_contract_ending_soon_is_a_warning_finding(store_url, tmp_path):
 # Data manager
 
 
-def test_missing_data_manager_suspends_and_a_new_one_resumes(
-    store_url, tmp_path, capsys
-):
+def test_data_manager_loss_and_replacement(store_url, tmp_path, capsys):
     folder = write_demo_district(
         tmp_path / "roster", DemoSize(students=60, schools=2), district=DISTRICT
     )
@@ -402,7 +400,7 @@ def test_changed_pull_is_not_reported_unchanged(store_url, tmp_path):
     assert result.unchanged_since is None
 
 
-def test_purge_drops_held_plans_that_can_no_longer_apply(store_url, tmp_path):
+def test_purge_drops_stale_held_plans(store_url, tmp_path):
     from flows.purge import purge_archived_users_flow
 
     folder, _, run_id = held_run(tmp_path)
@@ -454,7 +452,7 @@ def test_undo_from_the_command_line_restores_and_sticks(store_url, tmp_path, cap
 
     assert status == 0
     assert statuses(gone) == {"active"}
-    # The provider still lacks the three: the same pull archives nobody again.
+    # The provider still lacks the three, and the same pull archives none of them.
     assert run_sync(DISTRICT).unchanged_since is not None
     assert statuses(gone) == {"active"}
     assert roster_rows() != before
@@ -481,7 +479,7 @@ def test_students_shared_again_after_approval_are_restored(store_url, tmp_path):
     assert statuses(gone) == {"active"}
 
 
-def test_undo_of_an_approved_plan_sticks_for_the_same_pull(store_url, tmp_path):
+def test_undo_of_approval_lasts(store_url, tmp_path):
     _, gone, run_id = held_run(tmp_path)
     main(["runs", "approve", run_id, "--by", "ops-1", "--reason", "moved"])
     main(["runs", "undo", run_id, "--by", "ops-1", "--reason", "wrong"])
@@ -526,7 +524,7 @@ def test_deciding_a_completed_run_is_a_usage_error(store_url, tmp_path, capsys):
     assert "is completed, not held" in capsys.readouterr().err
 
 
-def test_deciding_a_held_dry_run_is_a_usage_error(store_url, tmp_path, capsys):
+def test_decide_dry_run_is_usage_error(store_url, tmp_path, capsys):
     folder = make_district(tmp_path)
     run_sync(DISTRICT)
     datasets.remove_oneroster_users(folder, set(students(folder)[:15]))
@@ -539,7 +537,7 @@ def test_deciding_a_held_dry_run_is_a_usage_error(store_url, tmp_path, capsys):
     assert "is a dry run" in capsys.readouterr().err
 
 
-def test_purge_of_an_unknown_district_is_a_usage_error(store_url, capsys):
+def test_purge_unknown_district_usage_error(store_url, capsys):
     status = main(["purge", "--district", "nowhere"])
 
     assert status == 2

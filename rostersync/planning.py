@@ -58,6 +58,8 @@ class StoreSnapshot:
     ``mapping`` maps every provider school id to a portal school id, as text.
     ``schools`` contains the mapped schools that are not aliases of a merged campus.
     ``enrollments`` names sections and users by provider id.
+    ``operator_schools`` are the provider ids of schools that an operator added (a
+    summer school, a mapped new school): a pull never archives them.
     """
 
     schools: pd.DataFrame
@@ -67,6 +69,7 @@ class StoreSnapshot:
     sections: pd.DataFrame
     enrollments: pd.DataFrame
     store_version: int = 0
+    operator_schools: set[str] = field(default_factory=set)
 
     @property
     def active_users(self) -> int:
@@ -250,7 +253,9 @@ def _plan_schools(
     # created, updated or archived on its own.
     is_alias = incoming["provider_id"].isin(store.aliases)
     aliases_present = int(is_alias.sum())
-    protected = set(quarantined.get("schools", set())) | store.aliases
+    protected = (
+        set(quarantined.get("schools", set())) | store.aliases | store.operator_schools
+    )
     frame, unchanged = _plan_keyed(
         incoming[~is_alias],
         store.schools,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from rostersync.errors import ConfigurationError
 from rostersync.roster import CursorUpdate
+from rostersync.rules import RuleSet, set_in_force
 from rostersync.store.models import (
     ACTIVE,
     District,
@@ -56,6 +57,13 @@ class IntegrationConfig:
     incremental: bool = False
     cursor: str | None = None
     cursor_at: datetime | None = None
+    # The sharing rule set in force on the district's local date when the
+    # integration was read, the provider ids of its summer schools, and the set
+    # of the last applied full pull.
+    rule_set: RuleSet | None = None
+    rule_sets: tuple[RuleSet, ...] = ()
+    summer_school_ids: frozenset[str] = frozenset()
+    applied_rule_set: str | None = None
 
 
 def add_district(
@@ -466,8 +474,16 @@ def _school_year_on(day: date) -> int:
     return day.year if day.month >= 8 else day.year - 1
 
 
-def load_integration(engine: Engine, district_id: str) -> IntegrationConfig:
-    """Read the district and its integration; raise ConfigurationError if absent."""
+def load_integration(
+    engine: Engine, district_id: str, today: date | None = None
+) -> IntegrationConfig:
+    """Read the district and its integration; raise ConfigurationError if absent.
+
+    The sharing rules are the set in force on ``today``, by default the district's
+    local date now.
+    """
+    from rostersync.store.rules import load_rule_sets, summer_school_ids
+
     with Session(engine) as session:
         district = session.get(District, district_id)
         integration = session.scalar(
@@ -478,14 +494,12 @@ def load_integration(engine: Engine, district_id: str) -> IntegrationConfig:
                 f"District {district_id!r} is not registered; add it with "
                 "`rostersync district add`."
             )
-        rules = session.scalar(
-            select(SharingRuleSet)
-            .where(SharingRuleSet.integration_id == integration.id)
-            .where(SharingRuleSet.name == "regular")
-            .order_by(SharingRuleSet.version.desc())
-            .limit(1)
-        )
-        shared = frozenset(rules.school_ids) if rules and rules.school_ids else None
+        connection = session.connection()
+        if today is None:
+            today = datetime.now(ZoneInfo(district.timezone)).date()
+        rule_sets = tuple(load_rule_sets(connection, integration.id))
+        rule_set = set_in_force(rule_sets, today)
+        shared = rule_set.school_ids or None
         return IntegrationConfig(
             district_id=district.id,
             provider=integration.provider,
@@ -505,6 +519,10 @@ def load_integration(engine: Engine, district_id: str) -> IntegrationConfig:
             incremental=integration.incremental,
             cursor=integration.events_cursor,
             cursor_at=_as_utc(integration.events_cursor_at),
+            rule_set=rule_set,
+            rule_sets=rule_sets,
+            summer_school_ids=summer_school_ids(connection, district_id),
+            applied_rule_set=integration.applied_rule_set,
         )
 
 

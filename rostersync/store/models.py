@@ -46,6 +46,10 @@ NAMING_CONVENTION = {
 ACTIVE = "active"
 ARCHIVED = "archived"
 
+# Who manages a school row: the sync, or an operator's flow.
+SYNC_MANAGED = "sync"
+OPERATOR_MANAGED = "operator"
+
 # Students' eligibility for the service.
 ELIGIBLE = "eligible"
 NEEDS_UPDATE = "needs_update"
@@ -113,6 +117,9 @@ class Integration(Base):
     # happened or the bound was taken. Both change only when a pull is applied.
     events_cursor: Mapped[str | None] = mapped_column(String(128))
     events_cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The rule set ("name@version") of the last applied full pull; a sync under
+    # another set pulls in full, since records that left the set send no event.
+    applied_rule_set: Mapped[str | None] = mapped_column(String(80))
     # The fingerprint of the last pull.
     last_roster_fingerprint: Mapped[str | None] = mapped_column(String(64))
     roster_unchanged_since: Mapped[datetime | None] = mapped_column(
@@ -140,6 +147,13 @@ class SharingRuleSet(Base):
     valid_to: Mapped[date | None] = mapped_column(Date)
     school_ids: Mapped[list[Any]] = mapped_column(default=list)
     section_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # A summer set's program school (provider id) and, for a district whose SIS
+    # data is frozen, the OneRoster CSV roster merged into the pull for that school.
+    summer_school_id: Mapped[str | None] = mapped_column(String(300))
+    extra_source: Mapped[str | None] = mapped_column(Text)
+    # The day the district goes back to the regular set, and when it did.
+    revert_on: Mapped[date | None] = mapped_column(Date)
+    reverted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -171,6 +185,8 @@ class IntegrationChange(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The sync_runs row of a change that moved roster rows (a campus merge).
+    run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -307,6 +323,11 @@ class School(Base):
     program_start: Mapped[date | None] = mapped_column(Date)
     program_end: Mapped[date | None] = mapped_column(Date)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"))
+    # "sync" for a school a pull created; "operator" for one an operator added
+    # (a summer school, a mapped new school), which a sync never archives.
+    managed_by: Mapped[str] = mapped_column(
+        String(16), default=SYNC_MANAGED, server_default=SYNC_MANAGED
+    )
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from rostersync.planning import StoreSnapshot
 from rostersync.store.models import (
+    OPERATOR_MANAGED,
     District,
     Enrollment,
     School,
@@ -42,6 +43,15 @@ def load_snapshot(connection: Connection, district_id: str) -> StoreSnapshot:
     ).all()
     mapping = {row.provider_school_id: str(row.school_id) for row in mapping_rows}
     aliases = {row.provider_school_id for row in mapping_rows if row.is_alias}
+    operator_schools = set(
+        connection.execute(
+            select(SchoolMapping.provider_school_id)
+            .join(School, School.id == SchoolMapping.school_id)
+            .where(SchoolMapping.district_id == district_id)
+            .where(SchoolMapping.is_alias.is_(False))
+            .where(School.managed_by == OPERATOR_MANAGED)
+        ).scalars()
+    )
     version = connection.execute(
         select(District.store_version).where(District.id == district_id)
     ).scalar_one()
@@ -54,6 +64,7 @@ def load_snapshot(connection: Connection, district_id: str) -> StoreSnapshot:
         sections=_read_sections(connection, district_id),
         enrollments=_read_enrollments(connection, district_id),
         store_version=version,
+        operator_schools=operator_schools,
     )
 
 

@@ -160,7 +160,15 @@ def undo_changes(
             entity.name,
             *(counts[entity.name][key] for key in COUNT_KEYS),
         )
+    # A campus merge also logged its school mapping rows.
+    from rostersync.store.mapping import undo_mappings
 
+    reverted = undo_mappings(connection, run_id, undo_run_id, now)
+    if reverted:
+        counts["school_mappings"] = {
+            **dict.fromkeys(COUNT_KEYS, 0),
+            "reverted": reverted,
+        }
     return counts
 
 

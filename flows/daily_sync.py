@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from rostersync.guard import data_manager_missing
 from rostersync.report import total_findings
 from rostersync.results import SyncResult, empty_counts
 from rostersync.roster import Finding, cursor_to_store, shown_id
+from rostersync.rules import RuleSet
 from rostersync.store.districts import (
     IntegrationConfig,
     contract_state,
@@ -30,6 +32,7 @@ from tasks.approval import approval_server_available, wait_for_decision
 from tasks.extract import extract_roster
 from tasks.plan import guard_removals, plan_roster_changes
 from tasks.report import publish_report
+from tasks.rules import apply_rules, check_share_requests, choose_rule_set
 from tasks.store import (
     apply_changes,
     hold_changes,
@@ -57,6 +60,8 @@ def daily_sync(
     approval_timeout_hours: Annotated[float, Field(gt=0, le=24 * 14)] = (
         DEFAULT_APPROVAL_HOURS
     ),
+    limit_to_schools: list[str] | None = None,
+    rule_set: str | None = None,
 ) -> State:
     """Sync one district's roster into the store; return its SyncResult as state.
 
@@ -67,6 +72,9 @@ def daily_sync(
     ``wait_for_approval`` is set and a Prefect server runs the flow, a held plan
     waits up to ``approval_timeout_hours`` for an operator's decision in the
     Prefect UI. A plan that gets no decision in that time counts as rejected.
+    ``limit_to_schools`` (provider school ids) changes only those schools' records,
+    from a full pull. ``rule_set`` names the sharing rule set to sync under, by
+    default the one in force on the district's local date.
     """
     result = SyncResult(
         district_id=district_id,
@@ -80,6 +88,8 @@ def daily_sync(
         expected_removals=frozenset(expected_removals or ()),
         wait=wait_for_approval and not dry_run,
         timeout_hours=approval_timeout_hours,
+        limit_to=sorted({pid.strip() for pid in limit_to_schools or () if pid.strip()}),
+        rule_set=rule_set,
     )
     try:
         integration = load_district_integration(district_id)
@@ -127,7 +137,11 @@ class _Options:
         expected_removals: frozenset[str],
         wait: bool,
         timeout_hours: float,
+        limit_to: list[str],
+        rule_set: str | None,
     ) -> None:
+        self.limit_to = limit_to
+        self.rule_set = rule_set
         self.full_pull = full_pull
         self.expected_removals = expected_removals
         self.wait = wait
@@ -146,10 +160,38 @@ def _run_steps(
 
     if not _may_sync(result, integration, findings):
         return
+    rules = choose_rule_set(integration, options.rule_set)
+    result.rule_set, result.limited_to = rules.label, options.limit_to
+    today = local_date(integration, datetime.now(UTC))
+    if rules.is_overdue(today):
+        findings.append(
+            Finding(
+                entity="district",
+                check="reversion_overdue",
+                level="warning",
+                message=(
+                    f"Sharing rule set {rules.label} ended on {rules.valid_to} and "
+                    "stays in force until it is reverted: run `rostersync rules "
+                    f"revert {district_id}` (the revert-sharing-rules flow)."
+                ),
+            )
+        )
     with _timed(timings, "extract"):
-        roster = extract_roster(integration, options.full_pull)
+        roster = extract_roster(integration, _full_pull(integration, rules, options))
         result.pull = roster.pull.as_dict()
         store = read_store_snapshot(district_id)
+        fulfilled, pending = check_share_requests(district_id, roster, result.dry_run)
+        findings.extend(pending)
+        result.share_requests = {
+            "fulfilled": fulfilled,
+            "pending": [f.provider_id or "" for f in pending],
+        }
+        prepared = apply_rules(roster, integration, store, rules, options.limit_to)
+        roster = prepared.roster
+        findings.extend(prepared.findings)
+        integration = replace(
+            integration, shared_school_ids=prepared.rules.shared_school_ids
+        )
     with _timed(timings, "validate"):
         report = validate_roster(roster, integration, store)
         findings.extend(report.findings)
@@ -216,8 +258,24 @@ def _run_steps(
                 result.reason = f"Roster unchanged since {shown}: nothing to apply."
             _close(result, findings)
             cursor = cursor_to_store(roster, report.quarantined_count)
-            apply_changes(plan, result, findings, cursor, fingerprint)
+            applied_rules = None if options.limit_to else rules.label
+            apply_changes(plan, result, findings, cursor, fingerprint, applied_rules)
     get_run_logger().info("district %s: %s", district_id, result.status)
+
+
+def _full_pull(
+    integration: IntegrationConfig, rules: RuleSet, options: _Options
+) -> bool:
+    """Whether the run must pull in full although the integration is incremental.
+
+    A limited run and a set with a summer roster file need every record, and so
+    does a run under another set than the last applied pull's: the records that
+    left the set send no change event.
+    """
+    if options.full_pull or options.limit_to or rules.extra_source:
+        return True
+    applied = integration.applied_rule_set
+    return applied is not None and applied != rules.label
 
 
 def _may_sync(

@@ -198,10 +198,12 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
 
     from rostersync.emulators.command import add_emulate_command
+    from rostersync.integration_cli import add_integration_commands
     from rostersync.runs_cli import add_operator_commands
 
     add_emulate_command(commands)
     add_operator_commands(commands)
+    add_integration_commands(commands)
     return parser
 
 

@@ -49,6 +49,13 @@ class SyncResult(BaseModel):
     unchanged_since: str | None = None
     # An operator's decision on a held plan: decision, by, reason, status.
     decision: dict[str, Any] | None = None
+    # The sharing rule set the run used ("name@version") and the provider school
+    # ids it was limited to, if any.
+    rule_set: str | None = None
+    limited_to: list[str] = Field(default_factory=list)
+    # Provider school ids of share requests this run fulfilled, and of those still
+    # pending.
+    share_requests: dict[str, list[str]] = Field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Return the public JSON shape of the result."""
@@ -61,6 +68,9 @@ class SyncResult(BaseModel):
             "pull": self.pull,
             "unchanged_since": self.unchanged_since,
             "decision": self.decision,
+            "rule_set": self.rule_set,
+            "limited_to": self.limited_to,
+            "share_requests": self.share_requests,
             "run_id": self.run_id,
             "flow_run_id": self.flow_run_id,
         }

@@ -178,7 +178,7 @@ def _runs_decide(args: argparse.Namespace) -> int:
         by=by,
         reason=reason,
     )
-    return _report_state(state)
+    return report_state(state)
 
 
 def _runs_undo(args: argparse.Namespace) -> int:
@@ -191,7 +191,7 @@ def _runs_undo(args: argparse.Namespace) -> int:
     reason = operator_text(args.reason, "--reason", MAX_REASON)
     load_run(get_engine(), args.run_id)
     state = run_flow(undo_run, run_id=args.run_id, by=by, reason=reason)
-    return _report_state(state)
+    return report_state(state)
 
 
 def _purge(args: argparse.Namespace) -> int:
@@ -206,7 +206,7 @@ def _purge(args: argparse.Namespace) -> int:
     state = run_flow(
         purge_archived_users_flow, district_id=args.district, dry_run=args.dry_run
     )
-    return _report_state(state)
+    return report_state(state)
 
 
 def _automations_create(args: argparse.Namespace) -> int:
@@ -248,7 +248,7 @@ def operator_text(value: str, option: str, limit: int) -> str:
     return text
 
 
-def _report_state(state: Any) -> int:
+def report_state(state: Any) -> int:
     """Print a flow's message and data; return 0 when it completed, else 1."""
     data = state.result(raise_on_failure=False)
     dump = getattr(data, "model_dump", None)

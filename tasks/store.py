@@ -25,6 +25,7 @@ from rostersync.store.districts import (
     suspend_integration,
 )
 from rostersync.store.models import SyncRun
+from rostersync.store.rules import record_applied_rule_set
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
 from tasks.options import IO_TASK_OPTIONS, contain_errors
@@ -70,17 +71,22 @@ def apply_changes(
     findings: list[Finding],
     cursor: CursorUpdate | None = None,
     fingerprint: str | None = None,
+    rule_set: str | None = None,
 ) -> None:
     """Apply the plan, move the pull cursor and close the run, in one transaction.
 
     ``fingerprint`` is the full pull's, None for a delta; a delta that changes
     anything clears the stored one, since the roster then differs from it.
+    ``rule_set`` names the sharing rule set of a full pull, kept so that a sync
+    under another set pulls in full.
     """
     now = utc_now()
     with store_errors(), get_engine().begin() as connection:
         apply_plan(connection, plan, result.run_id or "", now)
         if cursor is not None:
             store_cursor(connection, plan.district_id, cursor)
+        if rule_set is not None:
+            record_applied_rule_set(connection, plan.district_id, rule_set)
         changed = fingerprint is not None or not plan.is_empty
         if changed:
             store_pull_state(

@@ -95,7 +95,8 @@ def test_sync_json_prints_one_object_and_exits_zero(store_url, tmp_path, capsys)
     assert status == 0
     assert set(summary) == {
         "district_id", "status", "reason", "counts", "quarantined", "pull",
-        "unchanged_since", "decision", "run_id", "flow_run_id",
+        "unchanged_since", "decision", "rule_set", "limited_to", "share_requests",
+        "run_id", "flow_run_id",
     }  # fmt: skip
     assert summary["status"] == "completed"
     assert summary["pull"]["mode"] == "full"

@@ -41,4 +41,15 @@ def test_every_operator_flow_is_deployed():
         "undo-run",
         "set-data-manager",
         "purge-archived-users",
+        "summer-school-onboarding",
+        "revert-sharing-rules",
+        "update-school-mapping",
     }
+
+
+def test_reversion_runs_on_a_schedule():
+    by_name = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+
+    schedules = by_name["revert-sharing-rules"]["schedules"]
+
+    assert [schedule["cron"] for schedule in schedules] == ["5 * * * *"]

@@ -1,0 +1,325 @@
+"""Onboard a district's summer school and switch it to the summer sharing rules."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from pydantic import Field
+
+from rostersync.alerts import Alert
+from rostersync.errors import ConfigurationError, RostersyncError
+from rostersync.results import SyncResult
+from rostersync.roster import TO_BE_DELETED, UNSAFE_ID_CHARACTERS, Roster, shown_id
+from rostersync.store.database import get_engine, store_errors
+from rostersync.store.districts import IntegrationConfig
+from rostersync.store.rules import (
+    SUMMER_SET_NAME,
+    Onboarded,
+    SummerProgram,
+    onboard_summer_school,
+)
+from rostersync.store.runs import utc_now
+from tasks.alert import send_alert_task
+from tasks.extract import extract_roster
+from tasks.options import IO_TASK_OPTIONS, contain_errors
+from tasks.store import load_district_integration
+
+FLOW_NAME = "summer-school-onboarding"
+# Providers where the district shares a school before the product adds it.
+SHARE_FIRST_PROVIDERS = ("oneroster-rest", "oneroster-csv")
+
+Text = Annotated[str, Field(min_length=1, max_length=300, pattern=r"\S")]
+Operator = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
+SetName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+]
+
+
+@flow(name=FLOW_NAME, log_prints=False, validate_parameters=True, persist_result=False)
+def summer_school_onboarding(
+    district_id: str,
+    school_id: Text,
+    school_name: Text,
+    start_date: date,
+    end_date: date,
+    by: Operator,
+    schools: list[str] | None = None,
+    sections: list[str] | None = None,
+    summer_roster: str | None = None,
+    revert_on: date | None = None,
+    rule_set_name: SetName = SUMMER_SET_NAME,
+    reason: str = "",
+) -> State:
+    """Enroll a summer school, share it through a custom rule set, and sync it.
+
+    ``school_id`` is the summer school's provider id. ``schools`` and ``sections``
+    are the provider ids the custom set shares besides the summer school; left
+    empty, it shares the regular set's schools too. ``summer_roster`` is a
+    OneRoster CSV folder or zip with the program's roster, for a district whose SIS
+    data is frozen. The custom set is in force from ``start_date`` until the day
+    before ``revert_on`` (by default the day after ``end_date``), when the
+    revert-sharing-rules flow switches the district back to its regular set.
+
+    A OneRoster (ClassLink) district must share the summer school before it is
+    added; otherwise the run fails and changes nothing. For Clever the school is
+    added and a share request is recorded, fulfilled once its data arrives.
+    """
+    logger = get_run_logger()
+    summary: dict[str, Any] = {"district_id": district_id, "school_id": school_id}
+    try:
+        program = _program(
+            district_id,
+            school_id,
+            school_name,
+            start_date,
+            end_date,
+            revert_on,
+            rule_set_name,
+            schools,
+            sections,
+            summer_roster,
+        )
+        integration = load_district_integration(district_id)
+        if program.extra_source:
+            check_summer_roster(program.extra_source, program.school_id)
+        if integration.provider in SHARE_FIRST_PROVIDERS:
+            check_school_shared(integration, program.school_id)
+        onboarded = save_onboarding(program, integration.provider, by, reason)
+    except RostersyncError as exc:
+        logger.error("district %s: %s", district_id, exc)
+        summary["status"] = "failed"
+        summary["reason"] = str(exc)
+        _publish(summary)
+        send_alert_task(
+            Alert(
+                district_id=district_id,
+                flow_name=FLOW_NAME,
+                status="failed",
+                reason=str(exc),
+                flow_run_id=_flow_run_id(),
+            )
+        )
+        return Failed(message=str(exc), data=summary)
+
+    summary.update(
+        portal_school_id=onboarded.portal_school_id,
+        school_created=onboarded.school_created,
+        rule_set=onboarded.rule_set.label,
+        in_force=f"{program.start} to {program.revert_on - timedelta(days=1)}",
+        revert_on=program.revert_on.isoformat(),
+    )
+    sync = _sync_summer_school(district_id, program)
+    share = "not needed"
+    if onboarded.share_request is not None:
+        share = (
+            "fulfilled"
+            if program.school_id in sync.share_requests.get("fulfilled", [])
+            or onboarded.share_request == "fulfilled"
+            else "pending"
+        )
+    summary.update(
+        share_request=share,
+        sync_status=sync.status,
+        sync_run_id=sync.run_id,
+        sync_reason=sync.reason,
+        counts=sync.counts,
+    )
+    summary["status"] = "completed" if sync.status == "completed" else sync.status
+    message = _message(program, onboarded, share, sync)
+    summary["reason"] = message
+    _publish(summary)
+    logger.info("district %s: %s", district_id, message)
+    if share == "pending":
+        send_alert_task(
+            Alert(
+                district_id=district_id,
+                flow_name=FLOW_NAME,
+                status="share-pending",
+                reason=message,
+                run_id=sync.run_id,
+                flow_run_id=_flow_run_id(),
+            )
+        )
+    if sync.status == "failed":
+        return Failed(message=message, data=summary)
+    return Completed(message=message, data=summary)
+
+
+def _program(
+    district_id: str,
+    school_id: str,
+    school_name: str,
+    start: date,
+    end: date,
+    revert_on: date | None,
+    set_name: str,
+    schools: list[str] | None,
+    sections: list[str] | None,
+    summer_roster: str | None,
+) -> SummerProgram:
+    """Check the parameters and return the program; raise ConfigurationError."""
+    school_id = school_id.strip()
+    ids = [school_id, *(schools or ()), *(sections or ())]
+    for value in ids:
+        if not value.strip() or len(value) > 300 or UNSAFE_ID_CHARACTERS.search(value):
+            raise ConfigurationError(
+                f"Provider id {shown_id(value)!r} is invalid; use the ids the provider "
+                "shows, 1 to 300 characters without control characters."
+            )
+    if end < start:
+        raise ConfigurationError(
+            f"The program ends on {end}, before it starts on {start}; pass the start "
+            "date first."
+        )
+    revert = revert_on or end + timedelta(days=1)
+    if revert <= start:
+        raise ConfigurationError(
+            f"The revert date {revert} is not after the program's start {start}; "
+            "pick a day after the program ends, such as "
+            f"{end + timedelta(days=1)}."
+        )
+    if set_name == "regular":
+        raise ConfigurationError(
+            "The custom rule set cannot be named 'regular', which is the school "
+            "year's set; use a name such as 'summer'."
+        )
+    return SummerProgram(
+        district_id=district_id,
+        school_id=school_id,
+        school_name=school_name.strip(),
+        start=start,
+        end=end,
+        revert_on=revert,
+        set_name=set_name,
+        school_ids=frozenset(s.strip() for s in schools or ()),
+        section_ids=frozenset(s.strip() for s in sections or ()),
+        extra_source=summer_roster.strip() if summer_roster else None,
+    )
+
+
+@task(name="check-summer-roster", **IO_TASK_OPTIONS)
+@contain_errors
+def check_summer_roster(source: str, school_id: str) -> None:
+    """Read the summer roster file; raise unless it has users of the school."""
+    from rostersync.readers.oneroster_csv import read_oneroster_csv
+
+    roster = read_oneroster_csv(source)
+    users = roster.users["school_ids"].map(
+        lambda ids: isinstance(ids, tuple) and school_id in ids
+    )
+    if not bool(users.any()):
+        raise ConfigurationError(
+            f"The summer roster has no users of school {shown_id(school_id)}; check "
+            "that its orgSourcedIds name the summer school's provider id. Nothing "
+            "was changed."
+        )
+
+
+@task(name="check-school-shared", **IO_TASK_OPTIONS)
+@contain_errors
+def check_school_shared(integration: IntegrationConfig, school_id: str) -> None:
+    """Raise unless the provider already shares the school (ClassLink order)."""
+    roster = extract_roster.fn(integration, True)
+    if not _has_school(roster, school_id):
+        raise ConfigurationError(
+            f"ClassLink does not share school {shown_id(school_id)} with the product "
+            f"yet, so district {integration.district_id} was not changed. Ask the "
+            "district to share the summer school with the product in ClassLink "
+            "first, then run the onboarding again."
+        )
+
+
+def _has_school(roster: Roster, school_id: str) -> bool:
+    schools = roster.schools
+    present = schools[(schools["status"] != TO_BE_DELETED).fillna(True)]
+    return bool((present["provider_id"] == school_id).any())
+
+
+@task(name="save-onboarding", **IO_TASK_OPTIONS)
+@contain_errors
+def save_onboarding(
+    program: SummerProgram, provider: str, by: str, reason: str
+) -> Onboarded:
+    """Write the summer school, its mapping, the custom set and a share request."""
+    with store_errors(), get_engine().begin() as connection:
+        return onboard_summer_school(
+            connection,
+            program,
+            provider=provider,
+            changed_by=by,
+            reason=reason or None,
+            now=utc_now(),
+        )
+
+
+def _sync_summer_school(district_id: str, program: SummerProgram) -> SyncResult:
+    from flows.daily_sync import daily_sync
+
+    state = daily_sync(
+        district_id=district_id,
+        full_pull=True,
+        wait_for_approval=False,
+        limit_to_schools=[program.school_id],
+        rule_set=program.set_name,
+        return_state=True,
+    )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, SyncResult):
+        return outcome
+    return SyncResult(
+        district_id=district_id,
+        status="failed",
+        reason=f"The summer school's sync ended in state {state.type.value}.",
+    )
+
+
+def _message(
+    program: SummerProgram, onboarded: Onboarded, share: str, sync: SyncResult
+) -> str:
+    created = "enrolled" if onboarded.school_created else "flagged as a summer school"
+    parts = [
+        f"Summer school {shown_id(program.school_id)} was {created} as portal school "
+        f"{onboarded.portal_school_id}; rule set {onboarded.rule_set.label} is in "
+        f"force from {program.start} until the district reverts on "
+        f"{program.revert_on}.",
+        f"Its sync ended {sync.status}: {sync.reason or 'no reason given'}",
+    ]
+    if share == "pending":
+        parts.append(
+            f"The share request for school {shown_id(program.school_id)} is pending: "
+            "ask the district to share it with the product in Clever; the daily "
+            "sync marks it fulfilled when its data arrives."
+        )
+    return " ".join(parts)
+
+
+def _publish(summary: dict[str, Any]) -> None:
+    lines = [f"# Summer school onboarding of district {summary['district_id']}", ""]
+    lines += [
+        f"- **{key}**: {value}" for key, value in summary.items() if key != "counts"
+    ]
+    counts = summary.get("counts") or {}
+    if counts:
+        lines += [
+            "",
+            "| entity | created | updated | archived | restored | unchanged |",
+            "|---|---|---|---|---|---|",
+        ]
+        for entity, figures in counts.items():
+            actions = ("created", "updated", "archived", "restored", "unchanged")
+            values = " | ".join(str(figures.get(action, 0)) for action in actions)
+            lines.append(f"| {entity} | {values} |")
+    create_markdown_artifact(
+        markdown="\n".join(lines) + "\n",
+        description=f"Summer school onboarding of district {summary['district_id']}",
+    )
+
+
+def _flow_run_id() -> str | None:
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None

@@ -45,11 +45,11 @@ def revert_sharing_rules(
 
     With ``district_id``, that district's custom set is reverted now. Without it
     (the daily schedule), every district whose custom set's revert date has come,
-    on its local date, is reverted. Per district: the users whose every school
-    leaves with the custom set are declared as expected removals, the custom set
+    on its local date, is reverted. Per district, the users whose every school
+    leaves with the custom set are declared as expected removals. The custom set
     ends, its summer school is deactivated, and a sync under the regular set
-    archives exactly them; a user in both sets keeps the account. One district's
-    failure is alerted and does not stop the others.
+    archives exactly those users. A user in both sets keeps the account. One
+    district's failure is alerted and does not stop the others.
     """
     logger = get_run_logger()
     districts = [district_id] if district_id else due_districts()

@@ -46,7 +46,7 @@ def update_school_mapping(
 
     ``merge-campuses``: move the students, educators and sections of the
     ``merge_school_ids`` schools to the portal school of ``school_id``, in one
-    transaction; nobody is archived or recreated, and history stays with each
+    transaction. No account is archived or recreated, and history stays with each
     person and section. The merged provider ids stay mapped, as aliases. A dry
     run reports what would move; `rostersync runs undo RUN_ID` undoes a merge.
     """

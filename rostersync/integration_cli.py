@@ -110,11 +110,11 @@ def add_integration_commands(commands: Any) -> None:
 
     mapping = commands.add_parser("mapping", help="change a district's school mapping")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", required=True)
-    shown = mapping_commands.add_parser(
+    mapping_list = mapping_commands.add_parser(
         "list", help="show the provider school ids and their portal schools as JSON"
     )
-    shown.add_argument("district_id", metavar="ID")
-    shown.set_defaults(handler=_mapping_list)
+    mapping_list.add_argument("district_id", metavar="ID")
+    mapping_list.set_defaults(handler=_mapping_list)
     add = mapping_commands.add_parser(
         "add-school",
         help="map a new provider school id",

@@ -71,7 +71,7 @@ class RuleSet:
 
         A custom set past ``valid_to`` stays in force until the reversion runs, so
         that its users leave only when the reversion declares them as expected
-        removals; ``is_overdue`` tells that the reversion is late.
+        removals. ``is_overdue`` reports whether the reversion is late.
         """
         if self.reverted_at is not None:
             return False
@@ -318,20 +318,20 @@ def _leaving(
     """Return to-be-deleted rows for stored records a bulk pull no longer has."""
     if roster.modes.get(entity, "bulk") != "bulk":
         return pulled.iloc[0:0]
-    gone = stored.loc[
+    missing_ids = stored.loc[
         ~_in(stored["provider_id"], set(pulled["provider_id"])), "provider_id"
     ]
     rows = pd.DataFrame(
         {
-            column: pd.Series(pd.NA, index=range(len(gone)), dtype="string")
+            column: pd.Series(pd.NA, index=range(len(missing_ids)), dtype="string")
             for column in pulled.columns
             if column != "school_ids"
         }
     )
-    rows["provider_id"] = gone.astype("string").to_numpy()
+    rows["provider_id"] = missing_ids.astype("string").to_numpy()
     rows["status"] = TO_BE_DELETED
     if "school_ids" in pulled.columns:
-        rows["school_ids"] = pd.Series([()] * len(gone), dtype=object)
+        rows["school_ids"] = pd.Series([()] * len(missing_ids), dtype=object)
     return rows[list(pulled.columns)]
 
 

@@ -40,6 +40,7 @@ from rostersync.store.models import (
     School,
     SchoolMapping,
     Section,
+    SyncRun,
     User,
 )
 from rostersync.store.rules import (
@@ -508,9 +509,13 @@ def undo_mappings(
         .where(_LOG.c.entity == MAPPING_ENTITY)
         .order_by(_LOG.c.id)
     ).all()
+    restored: list[dict[str, Any]] = []
     for entry in entries:
         before = _json(entry.before)
         after = _json(entry.after)
+        restored.append(
+            {"mapping_id": entry.entity_id, "before": after, "after": before}
+        )
         connection.execute(
             update(SchoolMapping)
             .where(SchoolMapping.id == entry.entity_id)
@@ -539,6 +544,26 @@ def undo_mappings(
                 after=before,
                 changed_at=now,
             )
+        )
+    if restored:
+        undo = connection.execute(
+            select(
+                SyncRun.district_id, SyncRun.decided_by, SyncRun.decision_reason
+            ).where(SyncRun.id == undo_run_id)
+        ).one()
+        audit(
+            connection,
+            undo.district_id,
+            "school_mapping_undone",
+            changed_by=undo.decided_by or "undo-run",
+            reason=undo.decision_reason,
+            before={"mappings": [row["before"] for row in restored]},
+            after={
+                "mappings": [row["after"] for row in restored],
+                "undone_run": run_id,
+            },
+            now=now,
+            run_id=undo_run_id,
         )
     return len(entries)
 

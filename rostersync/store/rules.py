@@ -32,7 +32,6 @@ from rostersync.store.models import (
 PENDING = "pending"
 FULFILLED = "fulfilled"
 SUMMER_SET_NAME = "summer"
-MAX_SET_NAME = 64
 
 
 def integration_id_of(connection: Connection, district_id: str) -> int:

@@ -333,3 +333,19 @@ def test_reversion_whose_sync_failed_finishes_when_run_again(district):
     report = again.result()["districts"][0]
     assert (report["status"], report["archived_students"]) == ("completed", 4)
     assert _status("sum-1") == "archived"
+
+
+def test_limited_sync_archives_who_left_the_school(district):
+    assert onboard().is_completed()
+    summer = summer_district(regular_district(students_per_school=4))
+    del summer.people["sum-1"]
+    summer.members["sec-s"].remove("sum-1")
+    summer.people["stu-2"].grade = "12"
+    write_oneroster(district, summer)
+
+    result = sync(limit_to_schools=[SUMMER], rule_set="summer")
+
+    assert result.status == "completed", result.reason
+    assert result.counts["students"]["archived"] == 1
+    assert _status("sum-1") == "archived"
+    assert _grade("stu-2") == "03"

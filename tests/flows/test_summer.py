@@ -402,6 +402,20 @@ def test_a_whole_summer_on_one_district(store_url, tmp_path: Path):
     for table, rows in activity.items():
         assert table_rows(table) == rows, table
 
+    # Every change of rules or mapping is audited with who made it.
+    with get_engine().connect() as connection:
+        audited = connection.execute(
+            sa.text("select kind, changed_by from integration_changes order by id")
+        ).all()
+    assert [tuple(row) for row in audited] == [
+        ("integration_created", "cli"),
+        ("sharing_rules_changed", "ops"),
+        ("summer_school_onboarded", "ops"),
+        ("sharing_rules_reverted", "ops"),
+        ("campuses_merged", "ops"),
+        ("school_mapping_undone", "ops"),
+    ]
+
 
 def _moved_to_a(state: dict[str, dict]) -> dict[str, dict]:
     """``state`` after school B merged into school A."""

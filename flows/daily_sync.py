@@ -215,7 +215,8 @@ def _run_steps(
         result.counts = store.unchanged_counts()
         _close(result, findings)
         cursor = None if result.dry_run else cursor_to_store(roster, result.quarantined)
-        record_result(result, findings, cursor)
+        applied_rules = None if result.dry_run else rules.label
+        record_result(result, findings, cursor, applied_rules)
         return
     with _timed(timings, "plan"):
         plan = plan_roster_changes(district_id, report.clean, store, report.quarantined)

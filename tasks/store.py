@@ -165,16 +165,22 @@ def hold_changes(
 @task(name="record-result", **IO_TASK_OPTIONS)
 @contain_errors
 def record_result(
-    result: SyncResult, findings: list[Finding], cursor: CursorUpdate | None = None
+    result: SyncResult,
+    findings: list[Finding],
+    cursor: CursorUpdate | None = None,
+    rule_set: str | None = None,
 ) -> None:
     """Close a run that wrote no roster change (failed, dry run, skipped, unchanged).
 
     ``cursor`` moves the incremental cursor of an unchanged full pull, so that the
-    next pull reads only the changes again.
+    next pull reads only the changes again, and ``rule_set`` names that pull's
+    sharing rule set.
     """
     with store_errors(), get_engine().begin() as connection:
         if cursor is not None:
             store_cursor(connection, result.district_id, cursor)
+        if rule_set is not None:
+            record_applied_rule_set(connection, result.district_id, rule_set)
         _finish(connection, result, findings, None)
 
 

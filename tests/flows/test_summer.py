@@ -402,6 +402,22 @@ def test_a_whole_summer_on_one_district(store_url, tmp_path: Path):
     for table, rows in activity.items():
         assert table_rows(table) == rows, table
 
+    # The rule sets: the regular one, and the summer set before and after it was
+    # reverted.
+    with get_engine().connect() as connection:
+        rule_sets = connection.execute(
+            sa.text(
+                "select name, version, kind, reverted_at is not null, school_ids "
+                "from sharing_rule_sets order by id"
+            )
+        ).all()
+    assert [tuple(row[:4]) for row in rule_sets] == [
+        ("regular", 1, "regular", False),
+        ("summer", 1, "custom", False),
+        ("summer", 2, "custom", True),
+    ]
+    assert table_rows("share_requests") == []
+
     # Every change of rules or mapping is audited with who made it.
     with get_engine().connect() as connection:
         audited = connection.execute(

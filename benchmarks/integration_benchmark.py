@@ -38,7 +38,7 @@ from rostersync.rules import (
 )
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district
-from rostersync.store.mapping import apply_merge, plan_merge
+from rostersync.store.mapping import apply_merge, lock_district, plan_merge
 from rostersync.store.models import School
 from rostersync.store.rules import users_leaving
 from rostersync.store.runs import finish_run, start_run, utc_now
@@ -129,6 +129,7 @@ def main() -> None:
 
     def merge():
         with engine.begin() as connection:
+            lock_district(connection, district_id)
             apply_merge(
                 connection, merge_plan, run_id, changed_by="benchmark", reason=None,
                 now=utc_now(),

@@ -116,7 +116,7 @@ def _revert_one(
         )
         return report
     report.update(
-        custom_set=reversion.custom.label,
+        custom_set=reversion.custom.name if dry_run else reversion.custom.label,
         regular_set=reversion.regular.label,
         summer_school=reversion.summer_school_id,
         deactivated_portal_school=reversion.deactivated_school,
@@ -125,6 +125,8 @@ def _revert_one(
         kept_in_both_sets=reversion.staying_in_both,
     )
     sync = _sync_regular(district_id, reversion, dry_run)
+    # A dry run rolled the new version back, so it names the set as it stands.
+    custom_label = reversion.custom.name if dry_run else reversion.custom.label
     archived = {
         kind: sync.counts.get(kind, {}).get("archived", 0)
         for kind in ("students", "educators")
@@ -135,15 +137,27 @@ def _revert_one(
         archived_students=archived["students"],
         archived_educators=archived["educators"],
     )
-    if sync.status == "completed":
+    if sync.status == "completed" and dry_run:
         report.update(
             status="completed",
             reason=(
-                f"{'Dry run: ' if dry_run else ''}District {district_id} is back on "
-                f"rule set {reversion.regular.label}; {archived['students']} students "
-                f"and {archived['educators']} educators left with "
-                f"{reversion.custom.label}, and {reversion.staying_in_both} users of "
-                "the summer school kept their accounts through another school."
+                f"Dry run: district {district_id} would go back to its regular rule "
+                f"set, and {archived['students']} students and "
+                f"{archived['educators']} educators would leave with "
+                f"{custom_label}. {reversion.staying_in_both} users of the summer "
+                "school would keep their accounts through another school. Nothing "
+                "was written."
+            ),
+        )
+    elif sync.status == "completed":
+        report.update(
+            status="completed",
+            reason=(
+                f"District {district_id} is back on rule set "
+                f"{reversion.regular.label}: {archived['students']} students and "
+                f"{archived['educators']} educators left with {custom_label}. "
+                f"{reversion.staying_in_both} users of the summer school kept their "
+                "accounts through another school."
             ),
         )
     else:

@@ -12,10 +12,18 @@ from pydantic import Field
 
 from rostersync.alerts import Alert
 from rostersync.errors import ConfigurationError, RostersyncError
-from rostersync.roster import UNSAFE_ID_CHARACTERS, shown_id
+from rostersync.roster import shown_id
+from rostersync.rules import check_provider_id
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import load_integration
-from rostersync.store.mapping import AddedSchool, add_school, apply_merge, plan_merge
+from rostersync.store.mapping import (
+    AddedSchool,
+    MergePlan,
+    add_school,
+    apply_merge,
+    lock_district,
+    plan_merge,
+)
 from rostersync.store.runs import finish_run, start_run, utc_now
 from tasks.alert import send_alert_task
 from tasks.options import IO_TASK_OPTIONS, contain_errors
@@ -57,7 +65,7 @@ def update_school_mapping(
         "dry_run": dry_run,
     }
     try:
-        _check_ids([school_id or "", *(merge_school_ids or ())], action)
+        check_mapping_change(action, school_id, merge_school_ids)
         if action == ADD_SCHOOL:
             if dry_run:
                 raise ConfigurationError(
@@ -106,19 +114,22 @@ def update_school_mapping(
     return Completed(message=summary["reason"], data=summary)
 
 
-def _check_ids(ids: list[str], action: str) -> None:
-    if not ids[0].strip():
+def check_mapping_change(
+    action: str, school_id: str | None, merge_school_ids: list[str] | None
+) -> None:
+    """Raise ConfigurationError for a missing or invalid provider school id."""
+    if not (school_id or "").strip():
         option = "the surviving school" if action == MERGE else "the new school"
         raise ConfigurationError(
-            f"Name {option}'s provider id with school_id (--school on the command "
-            "line)."
+            f"Name {option}'s provider id with school_id (--school or --into on the "
+            "command line)."
         )
-    for value in ids:
-        if len(value) > 300 or UNSAFE_ID_CHARACTERS.search(value):
-            raise ConfigurationError(
-                f"Provider school id {shown_id(value)!r} is invalid; use the id the "
-                "provider shows, 1 to 300 characters without control characters."
-            )
+    for value in [school_id or "", *(merge_school_ids or ())]:
+        check_provider_id(value)
+    if action == MERGE and not [pid for pid in merge_school_ids or () if pid.strip()]:
+        raise ConfigurationError(
+            "Name at least one provider school id to merge; pass --merge ID."
+        )
 
 
 @task(name="add-school-mapping", **IO_TASK_OPTIONS)
@@ -183,71 +194,93 @@ def merge_campuses(
             plan = plan_merge(
                 connection, district_id, merge_school_ids, into_school_id.strip()
             )
-        counts = plan.counts()
-        moved = (
-            f"{counts['students']} students, {counts['educators']} educators and "
-            f"{counts['sections']} sections of {counts['schools']} schools"
-        )
-        summary: dict[str, Any] = {
-            "school_id": plan.into_school_id,
-            "portal_school_id": plan.into_portal_id,
-            "merged": plan.merged,
-            "moved": counts,
-        }
         if dry_run:
-            summary.update(
-                status="completed",
-                reason=(
-                    f"Dry run: merging into school {shown_id(plan.into_school_id)} "
-                    f"(portal school {plan.into_portal_id}) would move {moved}; "
-                    "nothing was written."
-                ),
+            return _merge_summary(
+                plan,
+                f"Dry run: merging into school {shown_id(plan.into_school_id)} "
+                f"(portal school {plan.into_portal_id}) would move "
+                f"{_moved(plan.counts())}; nothing was written.",
             )
-            return summary
         run_id = start_run(engine, district_id, FLOW_NAME, flow_run_id=flow_run_id)
-        message = (
-            f"Merged into school {shown_id(plan.into_school_id)} (portal school "
-            f"{plan.into_portal_id}): moved {moved}; nobody was archived. Undo with "
-            f"`rostersync runs undo {run_id} --by NAME --reason TEXT`."
-        )
         try:
             with engine.begin() as connection:
-                now = utc_now()
+                # Planned again under the district's lock, so that a merge that
+                # committed in the meantime is seen.
+                lock_district(connection, district_id)
+                plan = plan_merge(
+                    connection, district_id, merge_school_ids, into_school_id.strip()
+                )
+                message = (
+                    f"Merged into school {shown_id(plan.into_school_id)} (portal "
+                    f"school {plan.into_portal_id}): moved {_moved(plan.counts())}, "
+                    "and no account was archived. Undo with `rostersync runs undo "
+                    f"{run_id} --by NAME --reason TEXT`."
+                )
                 apply_merge(
                     connection,
                     plan,
                     run_id,
                     changed_by=by,
                     reason=reason or None,
-                    now=now,
+                    now=utc_now(),
                 )
-                finish_run(
-                    connection,
-                    run_id,
-                    status="completed",
-                    reason=message,
-                    counts=_run_counts(counts),
-                    findings=[],
-                    quarantined=0,
-                    timings={},
-                    store_version=None,
-                )
-        except Exception:
+                _finish(connection, run_id, "completed", message, plan.counts())
+        except Exception as exc:
+            failure = (
+                str(exc)
+                if isinstance(exc, RostersyncError)
+                else "The merge failed and was rolled back; nothing moved."
+            )
             with engine.begin() as connection:
-                finish_run(
-                    connection,
-                    run_id,
-                    status="failed",
-                    reason="The merge failed and was rolled back; nothing moved.",
-                    counts={},
-                    findings=[],
-                    quarantined=0,
-                    timings={},
-                    store_version=None,
-                )
+                _finish(connection, run_id, "failed", failure, None)
             raise
-        summary.update(status="completed", run_id=run_id, reason=message)
+        summary = _merge_summary(plan, message)
+        summary["run_id"] = run_id
         return summary
+
+
+def _merge_summary(plan: MergePlan, message: str) -> dict[str, Any]:
+    return {
+        "status": "completed",
+        "school_id": plan.into_school_id,
+        "portal_school_id": plan.into_portal_id,
+        "merged": plan.merged,
+        "moved": plan.counts(),
+        "reason": message,
+    }
+
+
+def _moved(counts: dict[str, int]) -> str:
+    return (
+        f"{_count(counts['students'], 'student')}, "
+        f"{_count(counts['educators'], 'educator')} and "
+        f"{_count(counts['sections'], 'section')} of "
+        f"{_count(counts['schools'], 'school')}"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _finish(
+    connection: Any,
+    run_id: str,
+    status: str,
+    message: str,
+    counts: dict[str, int] | None,
+) -> None:
+    finish_run(
+        connection,
+        run_id,
+        status=status,
+        reason=message,
+        counts=_run_counts(counts) if counts else {},
+        findings=[],
+        quarantined=0,
+        timings={},
+        store_version=None,
+    )
 
 
 def _run_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:

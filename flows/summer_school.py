@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -14,7 +16,13 @@ from pydantic import Field
 from rostersync.alerts import Alert
 from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.results import SyncResult
-from rostersync.roster import TO_BE_DELETED, UNSAFE_ID_CHARACTERS, Roster, shown_id
+from rostersync.roster import (
+    TO_BE_DELETED,
+    Roster,
+    short_id,
+    shown_id,
+)
+from rostersync.rules import check_provider_id
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import IntegrationConfig
 from rostersync.store.rules import (
@@ -32,6 +40,8 @@ from tasks.store import load_district_integration
 FLOW_NAME = "summer-school-onboarding"
 # Providers where the district shares a school before the product adds it.
 SHARE_FIRST_PROVIDERS = ("oneroster-rest", "oneroster-csv")
+# The length of schools.name.
+MAX_NAME = 300
 
 Text = Annotated[str, Field(min_length=1, max_length=300, pattern=r"\S")]
 Operator = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
@@ -72,7 +82,7 @@ def summer_school_onboarding(
     logger = get_run_logger()
     summary: dict[str, Any] = {"district_id": district_id, "school_id": school_id}
     try:
-        program = _program(
+        program = check_program(
             district_id,
             school_id,
             school_name,
@@ -113,24 +123,27 @@ def summer_school_onboarding(
         in_force=f"{program.start} to {program.revert_on - timedelta(days=1)}",
         revert_on=program.revert_on.isoformat(),
     )
-    sync = _sync_summer_school(district_id, program)
+    today = datetime.now(ZoneInfo(integration.timezone)).date()
+    # Before the program starts the regular set is in force, and the next daily
+    # sync would archive what a sync under the custom set brought in now.
+    sync = _sync_summer_school(district_id, program) if program.start <= today else None
     share = "not needed"
     if onboarded.share_request is not None:
+        fulfilled = sync.share_requests.get("fulfilled", []) if sync else []
         share = (
             "fulfilled"
-            if program.school_id in sync.share_requests.get("fulfilled", [])
-            or onboarded.share_request == "fulfilled"
+            if program.school_id in fulfilled or onboarded.share_request == "fulfilled"
             else "pending"
         )
     summary.update(
         share_request=share,
-        sync_status=sync.status,
-        sync_run_id=sync.run_id,
-        sync_reason=sync.reason,
-        counts=sync.counts,
+        sync_status=sync.status if sync else "not run before the start date",
+        sync_run_id=sync.run_id if sync else None,
+        sync_reason=sync.reason if sync else None,
+        counts=sync.counts if sync else {},
     )
-    summary["status"] = "completed" if sync.status == "completed" else sync.status
-    message = _message(program, onboarded, share, sync)
+    summary["status"] = "completed" if sync is None else sync.status
+    message = _message(program, onboarded, share, sync, integration.timezone)
     summary["reason"] = message
     _publish(summary)
     logger.info("district %s: %s", district_id, message)
@@ -141,16 +154,22 @@ def summer_school_onboarding(
                 flow_name=FLOW_NAME,
                 status="share-pending",
                 reason=message,
-                run_id=sync.run_id,
+                run_id=sync.run_id if sync else None,
                 flow_run_id=_flow_run_id(),
             )
         )
-    if sync.status == "failed":
+    if sync is not None and sync.status == "failed":
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
 
 
-def _program(
+# Dates outside these years are typing mistakes, and date arithmetic near
+# 9999-12-31 overflows.
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
+
+
+def check_program(
     district_id: str,
     school_id: str,
     school_name: str,
@@ -162,14 +181,25 @@ def _program(
     sections: list[str] | None,
     summer_roster: str | None,
 ) -> SummerProgram:
-    """Check the parameters and return the program; raise ConfigurationError."""
+    """Check the parameters and return the program; raise ConfigurationError.
+
+    A relative ``summer_roster`` path is made absolute here, because every later
+    sync reads it, from whatever folder its process runs in.
+    """
     school_id = school_id.strip()
-    ids = [school_id, *(schools or ()), *(sections or ())]
-    for value in ids:
-        if not value.strip() or len(value) > 300 or UNSAFE_ID_CHARACTERS.search(value):
+    for value in [school_id, *(schools or ()), *(sections or ())]:
+        check_provider_id(value)
+    name = school_name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ConfigurationError(
+            f"The summer school's name has {len(name)} characters; give it 1 to "
+            f"{MAX_NAME}."
+        )
+    for label, day in (("start", start), ("end", end), ("revert", revert_on)):
+        if day is not None and not EARLIEST <= day <= LATEST:
             raise ConfigurationError(
-                f"Provider id {shown_id(value)!r} is invalid; use the ids the provider "
-                "shows, 1 to 300 characters without control characters."
+                f"The {label} date {day} is out of range; use a date from "
+                f"{EARLIEST} to {LATEST}."
             )
     if end < start:
         raise ConfigurationError(
@@ -188,17 +218,26 @@ def _program(
             "The custom rule set cannot be named 'regular', which is the school "
             "year's set; use a name such as 'summer'."
         )
+    roster = None
+    if summer_roster and summer_roster.strip():
+        path = Path(summer_roster.strip()).expanduser().resolve()
+        if not path.exists():
+            raise ConfigurationError(
+                f"The summer roster {short_id(str(path))} does not exist; pass the "
+                "path of a OneRoster CSV folder or zip."
+            )
+        roster = str(path)
     return SummerProgram(
         district_id=district_id,
         school_id=school_id,
-        school_name=school_name.strip(),
+        school_name=name,
         start=start,
         end=end,
         revert_on=revert,
         set_name=set_name,
         school_ids=frozenset(s.strip() for s in schools or ()),
         section_ids=frozenset(s.strip() for s in sections or ()),
-        extra_source=summer_roster.strip() if summer_roster else None,
+        extra_source=roster,
     )
 
 
@@ -279,19 +318,31 @@ def _sync_summer_school(district_id: str, program: SummerProgram) -> SyncResult:
 
 
 def _message(
-    program: SummerProgram, onboarded: Onboarded, share: str, sync: SyncResult
+    program: SummerProgram,
+    onboarded: Onboarded,
+    share: str,
+    sync: SyncResult | None,
+    timezone: str,
 ) -> str:
     created = "enrolled" if onboarded.school_created else "flagged as a summer school"
     parts = [
-        f"Summer school {shown_id(program.school_id)} was {created} as portal school "
-        f"{onboarded.portal_school_id}; rule set {onboarded.rule_set.label} is in "
-        f"force from {program.start} until the district reverts on "
+        f"Summer school {short_id(program.school_id)} was {created} as portal school "
+        f"{onboarded.portal_school_id}. Rule set {onboarded.rule_set.label} is in "
+        f"force from {program.start} ({timezone}) until the district reverts on "
         f"{program.revert_on}.",
-        f"Its sync ended {sync.status}: {sync.reason or 'no reason given'}",
     ]
+    if sync is None:
+        parts.append(
+            "The school's records arrive with the first daily sync on or after "
+            f"{program.start}, when the rule set comes into force."
+        )
+    else:
+        reason = (sync.reason or "no reason given").rstrip()
+        ending = "" if reason.endswith(".") else "."
+        parts.append(f"Its sync ended {sync.status}: {reason}{ending}")
     if share == "pending":
         parts.append(
-            f"The share request for school {shown_id(program.school_id)} is pending: "
+            f"The share request for school {short_id(program.school_id)} is pending: "
             "ask the district to share it with the product in Clever; the daily "
             "sync marks it fulfilled when its data arrives."
         )

@@ -14,8 +14,16 @@ from rostersync.runs_cli import MAX_BY, MAX_REASON, operator_text, report_state
 
 CHANGE_EPILOG = """exit codes:
   0  completed
-  1  failed, or the sync it ran ended held or failed; the message says why
-  2  the command line is invalid or the district is not registered
+  1  failed: the store or the provider rejects the change (a school that is
+     unknown, already mapped or merged, or not shared by ClassLink), or the sync
+     it ran ended held or failed; the message says why, and nothing is half
+     written
+  2  the command line is invalid (a date, an id, a name or a path), or the
+     district is not registered; no flow ran
+"""
+LIST_EPILOG = """exit codes:
+  0  shown
+  2  the district is not registered
 """
 
 
@@ -69,8 +77,9 @@ def add_integration_commands(commands: Any) -> None:
     rules = commands.add_parser("rules", help="list or revert sharing rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
     listing = rule_commands.add_parser(
-        "list", help="show a district's sharing rule sets as JSON"
-    )
+        "list", help="show a district's sharing rule sets as JSON", epilog=LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     listing.add_argument("district_id", metavar="ID")
     listing.set_defaults(handler=_rules_list)
     regular = rule_commands.add_parser(
@@ -80,6 +89,8 @@ def add_integration_commands(commands: Any) -> None:
         "set, audited. Without --school it shares every school of the pull but "
         "the summer schools. Records of schools the set no longer shares are "
         "archived by the next sync, under the mass-removal guard.",
+        epilog=LIST_EPILOG.replace("shown", "saved"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     regular.add_argument("district_id", metavar="ID")
     regular.add_argument(
@@ -111,7 +122,10 @@ def add_integration_commands(commands: Any) -> None:
     mapping = commands.add_parser("mapping", help="change a district's school mapping")
     mapping_commands = mapping.add_subparsers(dest="mapping_command", required=True)
     mapping_list = mapping_commands.add_parser(
-        "list", help="show the provider school ids and their portal schools as JSON"
+        "list",
+        help="show the provider school ids and their portal schools as JSON",
+        epilog=LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mapping_list.add_argument("district_id", metavar="ID")
     mapping_list.set_defaults(handler=_mapping_list)
@@ -184,11 +198,17 @@ def _registered(district_id: str) -> None:
 
 
 def _summer_school(args: argparse.Namespace) -> int:
-    from flows.summer_school import summer_school_onboarding
+    from flows.summer_school import check_program, summer_school_onboarding
     from rostersync.cli import run_flow
 
     by, reason = _operator(args)
     _registered(args.district_id)
+    # Invalid values are usage errors (exit 2), found before Prefect starts.
+    check_program(
+        args.district_id, args.school, args.name, args.start, args.end,
+        args.revert_on, args.rule_set, args.share_school, args.share_section,
+        args.roster,
+    )  # fmt: skip
     state = run_flow(
         summer_school_onboarding,
         district_id=args.district_id,
@@ -228,8 +248,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 
 
 def _rules_set_regular(args: argparse.Namespace) -> int:
-    from rostersync.errors import ConfigurationError
-    from rostersync.roster import UNSAFE_ID_CHARACTERS, shown_id
+    from rostersync.rules import check_provider_id
     from rostersync.store.database import get_engine
     from rostersync.store.rules import set_regular_rules
     from rostersync.store.runs import utc_now
@@ -237,11 +256,7 @@ def _rules_set_regular(args: argparse.Namespace) -> int:
     by, reason = _operator(args)
     _registered(args.district_id)
     for value in [*args.school, *args.section]:
-        if not value.strip() or len(value) > 300 or UNSAFE_ID_CHARACTERS.search(value):
-            raise ConfigurationError(
-                f"Provider id {shown_id(value)!r} is invalid; use the id the provider "
-                "shows, 1 to 300 characters without control characters."
-            )
+        check_provider_id(value)
     with get_engine().begin() as connection:
         saved = set_regular_rules(
             connection,
@@ -308,11 +323,23 @@ def _mapping_list(args: argparse.Namespace) -> int:
 
 
 def _mapping_add(args: argparse.Namespace) -> int:
-    from flows.school_mapping import ADD_SCHOOL, update_school_mapping
+    from flows.school_mapping import (
+        ADD_SCHOOL,
+        check_mapping_change,
+        update_school_mapping,
+    )
     from rostersync.cli import run_flow
+    from rostersync.errors import ConfigurationError
+    from rostersync.store.mapping import MAX_SCHOOL_NAME
 
     by, reason = _operator(args)
     _registered(args.district_id)
+    check_mapping_change(ADD_SCHOOL, args.school, None)
+    if args.name is not None and not 1 <= len(args.name.strip()) <= MAX_SCHOOL_NAME:
+        raise ConfigurationError(
+            f"--name has {len(args.name.strip())} characters; give the new school "
+            f"a name of 1 to {MAX_SCHOOL_NAME}."
+        )
     state = run_flow(
         update_school_mapping,
         district_id=args.district_id,
@@ -327,11 +354,12 @@ def _mapping_add(args: argparse.Namespace) -> int:
 
 
 def _mapping_merge(args: argparse.Namespace) -> int:
-    from flows.school_mapping import MERGE, update_school_mapping
+    from flows.school_mapping import MERGE, check_mapping_change, update_school_mapping
     from rostersync.cli import run_flow
 
     by, reason = _operator(args)
     _registered(args.district_id)
+    check_mapping_change(MERGE, args.into, args.merge)
     state = run_flow(
         update_school_mapping,
         district_id=args.district_id,

@@ -62,6 +62,17 @@ def shown_id(text: str) -> str:
     )
 
 
+# Characters of an operator's id shown in a message; a longer one is cut.
+SHOWN_ID_LENGTH = 80
+
+
+def short_id(text: str) -> str:
+    """Return ``shown_id(text)``, cut to SHOWN_ID_LENGTH characters with an ellipsis."""
+    if len(text) <= SHOWN_ID_LENGTH:
+        return shown_id(text)
+    return shown_id(text[:SHOWN_ID_LENGTH]) + "…"
+
+
 Mode = Literal["bulk", "delta"]
 Level = Literal["blocking", "quarantine", "warning"]
 PullMode = Literal["full", "incremental"]

@@ -20,8 +20,17 @@ from datetime import date, datetime
 
 import pandas as pd
 
+from rostersync.errors import ConfigurationError
 from rostersync.planning import StoreSnapshot
-from rostersync.roster import ACTIVE, TO_BE_DELETED, Finding, Roster, shown_id
+from rostersync.roster import (
+    ACTIVE,
+    TO_BE_DELETED,
+    UNSAFE_ID_CHARACTERS,
+    Finding,
+    Roster,
+    short_id,
+    shown_id,
+)
 
 REGULAR = "regular"
 CUSTOM = "custom"
@@ -101,6 +110,24 @@ class RuleSet:
             "revert_on": _iso(self.revert_on),
             "reverted": self.reverted_at is not None,
         }
+
+
+# The length of a stored provider id.
+MAX_PROVIDER_ID = 300
+
+
+def check_provider_id(value: str) -> None:
+    """Raise ConfigurationError for an empty, long or unsafe provider id."""
+    if (
+        not value.strip()
+        or len(value) > MAX_PROVIDER_ID
+        or UNSAFE_ID_CHARACTERS.search(value)
+    ):
+        raise ConfigurationError(
+            f"Provider id {short_id(value)!r} is invalid; use the id the provider "
+            f"shows, 1 to {MAX_PROVIDER_ID} characters without control or invisible "
+            "formatting characters (such as a right-to-left mark)."
+        )
 
 
 def _iso(day: date | None) -> str | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prefect import get_run_logger, task
 
-from rostersync.errors import ConfigurationError
+from rostersync.errors import ConfigurationError, RosterSourceError
 from rostersync.planning import StoreSnapshot
 from rostersync.roster import TO_BE_DELETED, Finding, Roster, shown_id
 from rostersync.rules import (
@@ -69,7 +69,14 @@ def apply_rules(
     if rule_set.extra_source and rule_set.summer_school_id:
         from rostersync.readers.oneroster_csv import read_oneroster_csv
 
-        extra = read_oneroster_csv(rule_set.extra_source)
+        try:
+            extra = read_oneroster_csv(rule_set.extra_source)
+        except RosterSourceError as exc:
+            raise ConfigurationError(
+                f"The summer roster of sharing rule set {rule_set.label} cannot be "
+                f"read: {exc} Run the summer-school onboarding again with the "
+                "roster's path, or revert the district's rules."
+            ) from None
         school_id = rule_set.summer_school_id
         names = store.schools.loc[store.schools["provider_id"] == school_id, "name"]
         name = str(names.iloc[0]) if len(names) else school_id

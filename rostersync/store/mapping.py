@@ -37,6 +37,7 @@ from rostersync.store.models import (
     OPERATOR_MANAGED,
     ChangeLogEntry,
     District,
+    Integration,
     School,
     SchoolMapping,
     Section,
@@ -51,6 +52,8 @@ from rostersync.store.rules import (
 )
 
 BATCH_ROWS = 10_000
+# The length of schools.name.
+MAX_SCHOOL_NAME = 300
 MAPPING_ENTITY = "school_mappings"
 UPDATE = "update"
 _LOG = cast(Table, ChangeLogEntry.__table__)
@@ -120,6 +123,11 @@ def add_school(
                 "shows the district's schools."
             )
     else:
+        if name and len(name.strip()) > MAX_SCHOOL_NAME:
+            raise ConfigurationError(
+                f"The school name has {len(name.strip())} characters; keep it to "
+                f"{MAX_SCHOOL_NAME}."
+            )
         if not name or not name.strip():
             raise ConfigurationError(
                 "A new portal school needs a name; pass --name NAME, or "
@@ -162,7 +170,7 @@ def add_school(
             reason=reason,
             now=now,
         )
-    _bump_version(connection, district_id)
+    lock_district(connection, district_id)
     audit(
         connection,
         district_id,
@@ -188,8 +196,12 @@ def _regular_set(connection: Connection, district_id: str) -> RuleSet:
     return next(s for s in sets if s.name == REGULAR_SET_NAME)
 
 
-def _bump_version(connection: Connection, district_id: str) -> None:
-    """Move the store version on, so held plans made before the change are stale."""
+def lock_district(connection: Connection, district_id: str) -> None:
+    """Move the store version on, so held plans made before the change are stale.
+
+    As the transaction's first write it also locks the district's row, so a
+    second change of the same district waits until this one commits.
+    """
     version = connection.execute(
         select(District.store_version)
         .where(District.id == district_id)
@@ -260,6 +272,23 @@ def plan_merge(
                 "nothing to merge."
             )
     portal = set(merged.values())
+    summer = connection.execute(
+        select(School.id)
+        .where(School.id.in_(portal | {into}))
+        .where(School.is_summer_school.is_(True))
+    ).scalars()
+    for school in summer:
+        pid = (
+            into_school_id
+            if school == into
+            else next(p for p, s in merged.items() if s == school)
+        )
+        raise ConfigurationError(
+            f"School {shown_id(pid)} is a summer school, and a merge would move the "
+            "regular year's people into the summer rules or the summer people out "
+            "of them; merge only regular schools. The reversion deactivates a "
+            "summer school at the end of its program."
+        )
     users = pd.read_sql(
         select(User.id, User.kind, User.school_id, User.school_ids).where(
             User.district_id == district_id
@@ -322,11 +351,11 @@ def apply_merge(
 ) -> None:
     """Move the plan's users and sections, alias the merged schools; log each row.
 
-    The caller owns the transaction. No user or section is archived or created;
-    the merged portal schools are archived with ``merged_into_id`` set.
+    The caller owns the transaction, in which it called ``lock_district`` before
+    ``plan_merge``. No user or section is archived or created, and the merged
+    portal schools are archived with ``merged_into_id`` set.
     """
     district_id = plan.district_id
-    _bump_version(connection, district_id)
     metadata = MetaData()
     users = plan.users
     user_stage = _stage(
@@ -546,6 +575,14 @@ def undo_mappings(
             )
         )
     if restored:
+        # The store no longer matches the last applied pull under the old mapping,
+        # and a user that a later run changed keeps the merged school until the
+        # next sync plans again.
+        connection.execute(
+            update(Integration)
+            .where(Integration.district_id == entries[0].district_id)
+            .values(last_roster_fingerprint=None)
+        )
         undo = connection.execute(
             select(
                 SyncRun.district_id, SyncRun.decided_by, SyncRun.decision_reason

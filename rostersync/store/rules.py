@@ -251,7 +251,9 @@ def onboard_summer_school(
         now=now,
     )
     request = None
-    if provider == "clever":
+    if provider == "clever" and not program.extra_source:
+        # With a summer roster file the school's data comes from the district's
+        # file, so nothing waits on Clever's sharing.
         request = _request_share(connection, district_id, program.school_id, now)
     audit(
         connection,

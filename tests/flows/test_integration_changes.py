@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from flows.revert_rules import revert_sharing_rules
 from flows.school_mapping import ADD_SCHOOL, MERGE, update_school_mapping
-from flows.summer_school import summer_school_onboarding
+from flows.summer_school import check_program, summer_school_onboarding
+from flows.undo_run import undo_run
 from rostersync.cli import main
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district, load_integration
@@ -267,7 +268,7 @@ def test_cli_merge_dry_run_reports_counts(district, capsys):
 
     out = capsys.readouterr().out
     assert status == 0
-    assert "would move 4 students, 1 educators and 1 sections" in out
+    assert "would move 4 students, 1 educator and 1 section of 1 school" in out
 
 
 def test_cli_refused_onboarding_exits_1(store_url, tmp_path, capsys):
@@ -349,3 +350,107 @@ def test_limited_sync_archives_who_left_the_school(district):
     assert result.counts["students"]["archived"] == 1
     assert _status("sum-1") == "archived"
     assert _grade("stu-2") == "03"
+
+
+@pytest.mark.parametrize(
+    ("into", "merged"), [("sch-a", SUMMER), (SUMMER, "sch-b")], ids=["from", "into"]
+)
+def test_merge_with_the_summer_school_is_refused(district, into, merged):
+    assert onboard().is_completed()
+    before = snapshot()
+
+    state = update_school_mapping(
+        district_id=DISTRICT, action=MERGE, school_id=into,
+        merge_school_ids=[merged], by="ops", return_state=True,
+    )  # fmt: skip
+
+    assert state.is_failed()
+    assert f"School {SUMMER} is a summer school" in state.message
+    assert snapshot()["school_mappings"] == before["school_mappings"]
+
+
+def test_sync_after_merge_undo_repairs_a_skipped_user(district):
+    regular = regular_district(students_per_school=4)
+    write_oneroster(district, regular)
+    merged = update_school_mapping(
+        district_id=DISTRICT, action=MERGE, school_id="sch-a",
+        merge_school_ids=["sch-b"], by="ops", return_state=True,
+    )  # fmt: skip
+    regular.people["stu-5"].grade = "12"
+    write_oneroster(district, regular)
+    assert sync().counts["students"]["updated"] == 1
+    undone = undo_run(
+        run_id=merged.result()["run_id"], by="ops", reason="undo", return_state=True
+    )
+    assert undone.result().counts["users"]["skipped"] == 1
+    assert _school("stu-5") == "sch-a"
+
+    repaired = sync()
+
+    assert repaired.counts["students"]["updated"] == 1
+    assert _school("stu-5") == "sch-b"
+
+
+def test_onboarding_before_the_start_syncs_nothing_yet(district):
+    users = table_rows("users")
+
+    state = onboard(
+        start_date=today() + timedelta(days=3), end_date=today() + timedelta(days=30)
+    )
+
+    assert state.result()["sync_status"] == "not run before the start date"
+    assert table_rows("users") == users
+    assert sync().counts["students"]["archived"] == 0
+
+
+def test_relative_summer_roster_is_stored_absolute(tmp_path, monkeypatch):
+    roster = write_oneroster(tmp_path / "roster", regular_district(1))
+    monkeypatch.chdir(tmp_path)
+
+    program = check_program(
+        DISTRICT, SUMMER, "Summer", today(), today(), None, "summer", None, None,
+        "roster",
+    )  # fmt: skip
+
+    assert program.extra_source == str(roster.resolve())
+
+
+def test_cli_date_out_of_range_exits_2(district, capsys):
+    status = main(
+        ["summer-school", DISTRICT, "--school", SUMMER, "--name", "Summer",
+         "--start", str(today()), "--end", "9999-12-31", "--by", "ops"]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "The end date 9999-12-31 is out of range" in capsys.readouterr().err
+
+
+def test_cli_reversed_dates_exit_2(district, capsys):
+    status = main(
+        ["summer-school", DISTRICT, "--school", SUMMER, "--name", "Summer",
+         "--start", str(today()), "--end", str(today() - timedelta(days=1)),
+         "--by", "ops"]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "before it starts" in capsys.readouterr().err
+
+
+def test_cli_long_id_is_cut_in_the_error(district, capsys):
+    status = main(
+        ["mapping", "merge", DISTRICT, "--into", "sch-a", "--merge", "x" * 5000,
+         "--by", "ops"]
+    )  # fmt: skip
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err) < 400
+
+
+def _school(provider_id: str) -> str:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            sa.select(School.provider_id)
+            .join(User, User.school_id == School.id)
+            .where(User.provider_id == provider_id)
+        ).scalar_one()

@@ -71,9 +71,10 @@ def summer_school_onboarding(
     are the provider ids the custom set shares besides the summer school; left
     empty, it shares the regular set's schools too. ``summer_roster`` is a
     OneRoster CSV folder or zip with the program's roster, for a district whose SIS
-    data is frozen. The custom set is in force from ``start_date`` until the day
-    before ``revert_on`` (by default the day after ``end_date``), when the
-    revert-sharing-rules flow switches the district back to its regular set.
+    data is frozen. The custom set is in force from ``start_date`` until the
+    revert-sharing-rules flow switches the district back to its regular set, on
+    ``revert_on`` (by default the day after ``end_date``). A program that starts
+    later than the district's local date is synced from its start date.
 
     A OneRoster (ClassLink) district must share the summer school before it is
     added; otherwise the run fails and changes nothing. For Clever the school is
@@ -120,7 +121,7 @@ def summer_school_onboarding(
         portal_school_id=onboarded.portal_school_id,
         school_created=onboarded.school_created,
         rule_set=onboarded.rule_set.label,
-        in_force=f"{program.start} to {program.revert_on - timedelta(days=1)}",
+        window=f"{program.start} to {program.revert_on - timedelta(days=1)}",
         revert_on=program.revert_on.isoformat(),
     )
     today = datetime.now(ZoneInfo(integration.timezone)).date()

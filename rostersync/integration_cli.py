@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date
 from typing import Any
 
@@ -224,7 +225,7 @@ def _summer_school(args: argparse.Namespace) -> int:
         by=by,
         reason=reason,
     )
-    return report_state(state)
+    return _report_change(state)
 
 
 def _rules_list(args: argparse.Namespace) -> int:
@@ -285,7 +286,23 @@ def _rules_revert(args: argparse.Namespace) -> int:
         reason=reason,
         dry_run=args.dry_run,
     )
-    return report_state(state)
+    return _report_change(state)
+
+
+def _report_change(state: Any) -> int:
+    """Report a change flow's state; a sync it ran that ended held exits 1."""
+    status = report_state(state)
+    data = state.result(raise_on_failure=False)
+    reports = data.get("districts", [data]) if isinstance(data, dict) else []
+    held = [r for r in reports if isinstance(r, dict) and r.get("status") == "held"]
+    if status == 0 and held:
+        print(
+            "error: the sync ended held; approve or reject its plan with "
+            "`rostersync runs approve|reject RUN_ID`.",
+            file=sys.stderr,
+        )
+        return 1
+    return status
 
 
 def _mapping_list(args: argparse.Namespace) -> int:

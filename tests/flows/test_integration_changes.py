@@ -15,7 +15,7 @@ from flows.summer_school import check_program, summer_school_onboarding
 from flows.undo_run import undo_run
 from rostersync.cli import main
 from rostersync.store.database import get_engine
-from rostersync.store.districts import add_district, load_integration
+from rostersync.store.districts import add_district, load_integration, update_district
 from rostersync.store.models import School, SchoolMapping, User
 from rostersync.store.rules import set_regular_rules
 from rostersync.store.runs import utc_now
@@ -454,3 +454,18 @@ def _school(provider_id: str) -> str:
             .join(User, User.school_id == School.id)
             .where(User.provider_id == provider_id)
         ).scalar_one()
+
+
+def test_cli_reversion_held_by_other_removals_exits_1(district, capsys):
+    assert onboard().is_completed()
+    update_district(get_engine(), DISTRICT, changed_by="ops", removal_threshold=0)
+    summer = summer_district(regular_district(students_per_school=4))
+    del summer.people["stu-3"]
+    summer.members["sec-a"].remove("stu-3")
+    write_oneroster(district, summer)
+
+    status = main(["rules", "revert", DISTRICT, "--by", "ops"])
+
+    assert status == 1
+    assert "the sync ended held" in capsys.readouterr().err
+    assert _status("sum-1") == "active"

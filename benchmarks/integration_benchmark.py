@@ -113,7 +113,11 @@ def main() -> None:
     def leaving():
         with engine.connect() as connection:
             return users_leaving(
-                connection, district_id, RuleSet("regular", 1), frozenset({summer_id})
+                connection,
+                district_id,
+                RuleSet("regular", 1),
+                frozenset({summer_id}),
+                frozenset({summer_id}),
             )
 
     left = timed(figures, "reversion_leaving_s", leaving)

@@ -160,17 +160,34 @@ def _revert_one(
                 "accounts through another school."
             ),
         )
+    elif sync.status == "held":
+        # Nothing was archived: the plan waits for an operator.
+        report.update(
+            status="held",
+            archived_students=0,
+            archived_educators=0,
+            planned_students=archived["students"],
+            planned_educators=archived["educators"],
+            reason=(
+                f"District {district_id} switched to rule set "
+                f"{reversion.regular.label}, but its sync was held: {sync.reason} "
+                f"Approve or reject run {sync.run_id} with `rostersync runs "
+                "approve|reject RUN_ID`; nobody is archived until then."
+            ),
+        )
     else:
         report.update(
             status=sync.status,
+            archived_students=0,
+            archived_educators=0,
             reason=(
                 f"District {district_id} switched to rule set "
                 f"{reversion.regular.label}, but its sync ended {sync.status}: "
-                f"{sync.reason} Run the reversion again once the sync can complete."
+                f"{sync.reason} Run `rostersync rules revert {district_id}` again "
+                "once the sync can complete."
             ),
         )
-        if sync.status != "held":
-            _alert(district_id, sync.status, report["reason"], sync.run_id)
+        _alert(district_id, sync.status, report["reason"], sync.run_id)
     return report
 
 

@@ -325,10 +325,20 @@ def _message(
     sync: SyncResult | None,
     timezone: str,
 ) -> str:
-    created = "enrolled" if onboarded.school_created else "flagged as a summer school"
+    school = short_id(program.school_id)
+    if onboarded.school_created:
+        enrolled = (
+            f"Summer school {school} was enrolled as portal school "
+            f"{onboarded.portal_school_id}."
+        )
+    else:
+        enrolled = (
+            f"Portal school {onboarded.portal_school_id}, to which school {school} "
+            "maps, was flagged as a summer school."
+        )
     parts = [
-        f"Summer school {short_id(program.school_id)} was {created} as portal school "
-        f"{onboarded.portal_school_id}. Rule set {onboarded.rule_set.label} is in "
+        enrolled,
+        f"Rule set {onboarded.rule_set.label} shares {_shared(onboarded)}, and is in "
         f"force from {program.start} ({timezone}) until the district reverts on "
         f"{program.revert_on}.",
     ]
@@ -338,9 +348,10 @@ def _message(
             f"{program.start}, when the rule set comes into force."
         )
     else:
-        reason = (sync.reason or "no reason given").rstrip()
-        ending = "" if reason.endswith(".") else "."
-        parts.append(f"Its sync ended {sync.status}: {reason}{ending}")
+        reason = (sync.reason or "").rstrip()
+        if reason and not reason.endswith("."):
+            reason += "."
+        parts.append(f"The school's sync ended {sync.status}. {reason}".rstrip())
     if share == "pending":
         parts.append(
             f"The share request for school {short_id(program.school_id)} is pending: "
@@ -348,6 +359,20 @@ def _message(
             "sync marks it fulfilled when its data arrives."
         )
     return " ".join(parts)
+
+
+def _shared(onboarded: Onboarded) -> str:
+    """Describe what the custom set shares, by ids."""
+    rule_set = onboarded.rule_set
+    schools = (
+        f"schools {', '.join(short_id(s) for s in sorted(rule_set.school_ids))}"
+        if rule_set.school_ids
+        else "every school"
+    )
+    if not rule_set.section_ids:
+        return schools
+    sections = ", ".join(short_id(s) for s in sorted(rule_set.section_ids))
+    return f"{schools} and sections {sections}"
 
 
 def _publish(summary: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from rostersync.runs_cli import MAX_BY, MAX_REASON, operator_text, report_state
@@ -205,6 +206,10 @@ def _summer_school(args: argparse.Namespace) -> int:
     by, reason = _operator(args)
     _registered(args.district_id)
     # Invalid values are usage errors (exit 2), found before Prefect starts.
+    if args.roster:
+        from rostersync.store.districts import check_source
+
+        check_source("oneroster-csv", str(Path(args.roster).expanduser().resolve()))
     check_program(
         args.district_id, args.school, args.name, args.start, args.end,
         args.revert_on, args.rule_set, args.share_school, args.share_section,
@@ -251,6 +256,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 def _rules_set_regular(args: argparse.Namespace) -> int:
     from rostersync.rules import check_provider_id
     from rostersync.store.database import get_engine
+    from rostersync.store.districts import load_integration
     from rostersync.store.rules import set_regular_rules
     from rostersync.store.runs import utc_now
 
@@ -258,6 +264,14 @@ def _rules_set_regular(args: argparse.Namespace) -> int:
     _registered(args.district_id)
     for value in [*args.school, *args.section]:
         check_provider_id(value)
+    integration = load_integration(get_engine(), args.district_id)
+    if integration.rule_set and integration.rule_set.kind != "regular":
+        print(
+            f"warning: rule set {integration.rule_set.label} is in force; the regular "
+            "set applies from the reversion, whose sync counts the users of schools "
+            "it no longer shares against the removal threshold.",
+            file=sys.stderr,
+        )
     with get_engine().begin() as connection:
         saved = set_regular_rules(
             connection,
@@ -352,6 +366,11 @@ def _mapping_add(args: argparse.Namespace) -> int:
     by, reason = _operator(args)
     _registered(args.district_id)
     check_mapping_change(ADD_SCHOOL, args.school, None)
+    if args.portal_school is not None and args.portal_school <= 0:
+        raise ConfigurationError(
+            f"--portal-school {args.portal_school} is invalid; pass the positive id "
+            f"that `rostersync mapping list {args.district_id}` shows."
+        )
     if args.name is not None and not 1 <= len(args.name.strip()) <= MAX_SCHOOL_NAME:
         raise ConfigurationError(
             f"--name has {len(args.name.strip())} characters; give the new school "

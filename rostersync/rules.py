@@ -124,7 +124,7 @@ def check_provider_id(value: str) -> None:
         or UNSAFE_ID_CHARACTERS.search(value)
     ):
         raise ConfigurationError(
-            f"Provider id {short_id(value)!r} is invalid; use the id the provider "
+            f"Provider id '{short_id(value)}' is invalid; use the id the provider "
             f"shows, 1 to {MAX_PROVIDER_ID} characters without control or invisible "
             "formatting characters (such as a right-to-left mark)."
         )

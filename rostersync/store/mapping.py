@@ -334,8 +334,9 @@ def _mapped_school(
     school, alias = mapping[pid]
     if alias:
         raise ConfigurationError(
-            f"The {role} school {shown_id(pid)} was already merged into portal school "
-            f"{school}; name a school that was not merged."
+            f"The {role} school {shown_id(pid)} is an alias of portal school "
+            f"{school} (a merged campus or an id added to an existing school); name "
+            "a school that maps to its own portal school."
         )
     return school
 

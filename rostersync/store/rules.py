@@ -477,7 +477,10 @@ def revert_to_regular(
     sets = load_rule_sets(connection, integration_id)
     regular = next(s for s in sets if s.name == REGULAR_SET_NAME)
     summer = summer_school_ids(connection, district_id)
-    leaving, counts, both = users_leaving(connection, district_id, regular, summer)
+    program = program_schools(custom, regular)
+    leaving, counts, both = users_leaving(
+        connection, district_id, regular, summer, program
+    )
     if custom.reverted_at is not None:
         return Reversion(custom, regular, custom.summer_school_id, None, leaving,
                          counts, both)  # fmt: skip
@@ -512,13 +515,32 @@ def revert_to_regular(
     )
 
 
-def users_leaving(
-    connection: Connection, district_id: str, regular: RuleSet, summer: frozenset[str]
-) -> tuple[list[str], dict[str, int], int]:
-    """Return the active users none of whose schools the regular set shares.
+def program_schools(custom: RuleSet, regular: RuleSet) -> frozenset[str]:
+    """Return the provider ids of the schools a custom set adds to the regular one.
 
-    Also returns their count per kind and how many users of a summer school keep
-    their account through another school.
+    That is its summer school, and the schools it lists that a regular set listing
+    its schools does not.
+    """
+    added = set(custom.school_ids - regular.school_ids) if regular.school_ids else set()
+    if custom.summer_school_id:
+        added.add(custom.summer_school_id)
+    return frozenset(added)
+
+
+def users_leaving(
+    connection: Connection,
+    district_id: str,
+    regular: RuleSet,
+    summer: frozenset[str],
+    program: frozenset[str],
+) -> tuple[list[str], dict[str, int], int]:
+    """Return the active users of the program's schools that the regular set drops.
+
+    A user leaves with the custom set when one of their stored schools is among
+    ``program`` (provider ids) and none is shared by the regular set. A user who
+    leaves only because the regular set changed is not among them, so the guard
+    counts them. Also returns the leaving users' count per kind, and how many
+    users of the program's schools keep their account through another school.
     """
     mapping = dict(
         connection.execute(
@@ -528,6 +550,7 @@ def users_leaving(
         ).all()
     )
     summer_portal = {mapping[pid] for pid in summer if pid in mapping}
+    program_portal = {mapping[pid] for pid in program if pid in mapping}
     if regular.school_ids:
         shared = {mapping[pid] for pid in regular.school_ids if pid in mapping}
     else:
@@ -542,10 +565,10 @@ def users_leaving(
     )
     for provider_id, kind, school_ids in rows:
         schools = set(school_ids or ())
-        if schools & shared:
-            both += bool(schools & summer_portal)
+        if not schools & program_portal:
             continue
-        if not schools:
+        if schools & shared:
+            both += 1
             continue
         leaving.append(provider_id)
         counts["students" if kind == "student" else "educators"] += 1

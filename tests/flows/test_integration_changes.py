@@ -195,7 +195,7 @@ def test_merge_twice_is_refused(district):
     again = update_school_mapping(**merge)
 
     assert again.is_failed()
-    assert "already merged" in again.message
+    assert "is an alias of portal school" in again.message
 
 
 def test_added_school_joins_a_listed_regular_set(district):
@@ -469,3 +469,23 @@ def test_cli_reversion_held_by_other_removals_exits_1(district, capsys):
     assert status == 1
     assert "the sync ended held" in capsys.readouterr().err
     assert _status("sum-1") == "active"
+
+
+def test_narrowed_regular_set_holds_the_reversion(district):
+    assert onboard().is_completed()
+    update_district(get_engine(), DISTRICT, changed_by="ops", removal_threshold=2)
+    with get_engine().begin() as connection:
+        set_regular_rules(
+            connection, DISTRICT, frozenset({"sch-a"}), frozenset(),
+            changed_by="ops", reason=None, now=utc_now(),
+        )  # fmt: skip
+
+    state = revert_sharing_rules(district_id=DISTRICT, by="ops", return_state=True)
+
+    # The summer-only students and stu-5, of schools B and S, leave with the
+    # summer set; school B's other students count against the threshold.
+    report = state.result()["districts"][0]
+    assert report["leaving_students"] == 5
+    assert report["sync_status"] == "held"
+    assert report["archived_students"] == 0
+    assert _status("stu-6") == "active"

@@ -125,7 +125,7 @@ def _revert_one(
         kept_in_both_sets=reversion.staying_in_both,
     )
     sync = _sync_regular(district_id, reversion, dry_run)
-    # A dry run rolled the new version back, so it names the set as it stands.
+    # A dry run rolled the new version back, so it names the set without a version.
     custom_label = reversion.custom.name if dry_run else reversion.custom.label
     archived = {
         kind: sync.counts.get(kind, {}).get("archived", 0)

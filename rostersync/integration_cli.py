@@ -18,8 +18,8 @@ CHANGE_EPILOG = """exit codes:
   0  completed
   1  failed: the store or the provider rejects the change (a school that is
      unknown, already mapped or merged, or not shared by ClassLink), or the sync
-     it ran ended held or failed; the message says why, and nothing is half
-     written
+     it ran ended held or failed; the message gives the reason, and nothing is
+     half written
   2  the command line is invalid (a date, an id, a name or a path), or the
      district is not registered; no flow ran
 """

@@ -76,7 +76,7 @@ class RuleSet:
         return f"{self.name}@{self.version}"
 
     def in_force_on(self, day: date) -> bool:
-        """Whether the set applies on ``day``: from ``valid_from`` until reverted.
+        """Return whether the set applies on ``day``, from ``valid_from`` to reversion.
 
         A custom set past ``valid_to`` stays in force until the reversion runs, so
         that its users leave only when the reversion declares them as expected
@@ -87,7 +87,7 @@ class RuleSet:
         return self.valid_from is None or day >= self.valid_from
 
     def is_overdue(self, day: date) -> bool:
-        """Whether a custom set is past its window and not reverted yet."""
+        """Return whether a custom set is past its window and not reverted yet."""
         return (
             self.kind == CUSTOM
             and self.reverted_at is None
@@ -137,8 +137,8 @@ def _iso(day: date | None) -> str | None:
 def set_in_force(rule_sets: Iterable[RuleSet], day: date) -> RuleSet:
     """Return the rule set in force on ``day``, the district's local date.
 
-    A custom set whose window holds the day wins, the newest first; otherwise the
-    regular set. Raises ValueError when there is no regular set.
+    A custom set in force on the day wins, the one starting last first. Otherwise
+    the regular set applies. Raises ValueError when there is no regular set.
     """
     sets = list(rule_sets)
     custom = [s for s in sets if s.kind == CUSTOM and s.in_force_on(day)]
@@ -158,8 +158,8 @@ def excluded_schools(rule_set: RuleSet, summer_school_ids: set[str]) -> set[str]
 
 @dataclass(frozen=True)
 class RuleFilter:
-    """What a rule set kept of a pull: its shared school ids (None for every
-    school) and what it left out, in counts per entity."""
+    """The outcome of a rule set on a pull: its shared school ids (None for every
+    school) and the records it left out, in counts per entity."""
 
     rule_set: str
     shared_school_ids: frozenset[str] | None
@@ -229,8 +229,8 @@ def apply_sharing_rules(
         index=users.index,
         dtype="string",
     )
-    # An enrollment leaves with its section or user; one that names a section or
-    # user missing from the pull stays for the data checks to report.
+    # An enrollment leaves with its section or user. One that names a section or
+    # user missing from the pull stays, so that the data checks report it.
     left_users = set(users.loc[~user_kept, "provider_id"].dropna())
     left_sections = set(sections.loc[~section_kept, "provider_id"].dropna())
     enrollment_kept = ~(
@@ -271,10 +271,10 @@ def limit_to_schools(
 ) -> Roster:
     """Turn a full pull into a delta that changes only ``school_ids``' records.
 
-    The result lists the pulled records of those schools, plus the pulled records
-    that the store has in them (so a move out of a school is applied), and marks
-    to be deleted the store's active records of those schools that the pull no
-    longer has. Every other stored record stays as it is. The delta carries no
+    The result lists the pulled records of those schools, and the pulled records
+    that the store has in them, so that a move out of a school is applied. It
+    marks to be deleted the store's active records of those schools that the pull
+    no longer has. Every other stored record stays as it is. The delta carries no
     cursor, since the rest of the district was not applied.
     """
     limited = set(school_ids)

@@ -3,8 +3,9 @@
 A merge moves users and sections of the merged portal schools to the surviving
 one in one transaction, with set-based statements over staging tables. It logs
 every moved row in the change log under its run, so that the undo-run flow can
-reverse it: users and sections get their schools back, the merged schools are
-active again, and the mapping rows point where they pointed before.
+reverse it. The undo gives users and sections their schools back, makes the
+merged schools active again, and points the mapping rows where they pointed
+before.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def lock_district(connection: Connection, district_id: str) -> None:
 
 @dataclass
 class MergePlan:
-    """What a merge moves: users and sections per merged school, and mapping rows."""
+    """The rows a merge moves: users, sections and mapping rows of merged schools."""
 
     district_id: str
     into_school_id: str
@@ -528,8 +529,8 @@ def undo_mappings(
     """Point the mapping rows that run ``run_id`` changed back; log it; return how many.
 
     A school that a mapping row points to again as its own (not an alias) is no
-    longer merged; a school that the row leaves while it becomes an alias again is
-    merged into the row's school.
+    longer merged. A school that the row leaves, as it becomes an alias again, is
+    merged into the row's school again.
     """
     entries = connection.execute(
         select(

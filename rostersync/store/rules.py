@@ -197,7 +197,7 @@ class SummerProgram:
 
 @dataclass(frozen=True)
 class Onboarded:
-    """What an onboarding wrote: the portal school, the set and a share request."""
+    """The records an onboarding wrote: the portal school, the set, a share request."""
 
     portal_school_id: int
     school_created: bool
@@ -404,7 +404,7 @@ def record_applied_rule_set(
 
 @dataclass(frozen=True)
 class Reversion:
-    """What a reversion switched, and the users who leave with the custom set."""
+    """The outcome of a reversion: the sets switched and the users who leave."""
 
     custom: RuleSet
     regular: RuleSet

@@ -384,7 +384,7 @@ def test_a_whole_summer_on_one_district(store_url, tmp_path: Path):
     for table, rows in activity.items():
         assert table_rows(table) == rows, table
 
-    # The next sync (one grade changed) keeps the merge and archives nobody.
+    # The next sync (one grade changed) keeps the merge and archives no account.
     regular.people["stu-2"].grade = "12"
     write_oneroster(source, regular)
     next_sync = sync()

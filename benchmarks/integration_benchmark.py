@@ -1,12 +1,12 @@
 """Measure the integration changes at a chosen size: rules, limits, merge, undo.
 
 Generates a demo district of N students in 3 schools (OneRoster CSV) and syncs it
-once without Prefect. Then it times, in turn: the regular rules on the pull (with
-one school flagged as a summer school), a pull limited to one school, merging a
-summer roster of 5% of the students into the pull, naming the users who leave at
-a reversion, planning and applying the merge of one campus into another, and
-undoing that merge. Prints seconds and the process's peak resident memory, and
-writes them as JSON to benchmarks/results/.
+once without Prefect, with one school flagged as a summer school. Then it times
+the regular rules on the pull and a pull limited to one school. Next it times
+merging a summer roster of 5% of the students into the pull, and naming the
+users who leave at a reversion. Last it times planning, applying and undoing the
+merge of one campus into another. Prints seconds and the process's peak resident
+memory, and writes them as JSON to benchmarks/results/.
 
     uv run python benchmarks/integration_benchmark.py --students 100000
     uv run python benchmarks/integration_benchmark.py --students 100000 \

@@ -7,12 +7,10 @@ from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
 from sqlalchemy import select
 
-from rostersync.alerts import Alert
 from rostersync.errors import RostersyncError
 from rostersync.results import SyncResult
 from rostersync.roster import shown_id
@@ -27,7 +25,7 @@ from rostersync.store.rules import (
     unfinished_reversion,
 )
 from rostersync.store.runs import utc_now
-from tasks.alert import send_alert_task
+from tasks.alert import alert_flow_outcome
 from tasks.options import IO_TASK_OPTIONS, contain_errors
 
 FLOW_NAME = "revert-sharing-rules"
@@ -104,7 +102,7 @@ def _revert_one(
         reversion = switch_to_regular(district_id, by, reason, dry_run, due_only)
     except RostersyncError as exc:
         report.update(status="failed", reason=str(exc))
-        _alert(district_id, "failed", str(exc), None)
+        alert_flow_outcome(district_id, FLOW_NAME, "failed", str(exc))
         return report
     if reversion is None:
         report.update(
@@ -187,7 +185,9 @@ def _revert_one(
                 "once the sync can complete."
             ),
         )
-        _alert(district_id, sync.status, report["reason"], sync.run_id)
+        alert_flow_outcome(
+            district_id, FLOW_NAME, sync.status, report["reason"], sync.run_id
+        )
     return report
 
 
@@ -255,20 +255,6 @@ def _sync_regular(district_id: str, reversion: Reversion, dry_run: bool) -> Sync
         district_id=district_id,
         status="failed",
         reason=f"The sync ended in state {state.type.value}.",
-    )
-
-
-def _alert(district_id: str, status: str, reason: str, run_id: str | None) -> None:
-    run = flow_run.get_id()
-    send_alert_task(
-        Alert(
-            district_id=district_id,
-            flow_name=FLOW_NAME,
-            status=status,
-            reason=reason,
-            run_id=run_id,
-            flow_run_id=str(run) if run else None,
-        )
     )
 
 

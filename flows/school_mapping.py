@@ -6,11 +6,9 @@ from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
 
-from rostersync.alerts import Alert
 from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.roster import shown_id
 from rostersync.rules import check_provider_id
@@ -25,7 +23,7 @@ from rostersync.store.mapping import (
     plan_merge,
 )
 from rostersync.store.runs import finish_run, start_run, utc_now
-from tasks.alert import send_alert_task
+from tasks.alert import alert_flow_outcome, current_flow_run_id
 from tasks.options import IO_TASK_OPTIONS, contain_errors
 
 FLOW_NAME = "update-school-mapping"
@@ -92,22 +90,14 @@ def update_school_mapping(
                     by,
                     reason,
                     dry_run,
-                    _flow_run_id(),
+                    current_flow_run_id(),
                 )
             )
     except RostersyncError as exc:
         summary.update(status="failed", reason=str(exc))
         logger.error("district %s: %s", district_id, exc)
         _publish(summary)
-        send_alert_task(
-            Alert(
-                district_id=district_id,
-                flow_name=FLOW_NAME,
-                status="failed",
-                reason=str(exc),
-                flow_run_id=_flow_run_id(),
-            )
-        )
+        alert_flow_outcome(district_id, FLOW_NAME, "failed", str(exc))
         return Failed(message=str(exc), data=summary)
     _publish(summary)
     logger.info("district %s: %s", district_id, summary["reason"])
@@ -298,8 +288,3 @@ def _publish(summary: dict[str, Any]) -> None:
     lines = [f"# {title}", ""]
     lines += [f"- **{key}**: {value}" for key, value in summary.items()]
     create_markdown_artifact(markdown="\n".join(lines) + "\n", description=title)
-
-
-def _flow_run_id() -> str | None:
-    run_id = flow_run.get_id()
-    return str(run_id) if run_id else None

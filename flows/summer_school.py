@@ -9,11 +9,9 @@ from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
 
-from rostersync.alerts import Alert
 from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.results import SyncResult
 from rostersync.roster import (
@@ -32,7 +30,7 @@ from rostersync.store.rules import (
     onboard_summer_school,
 )
 from rostersync.store.runs import utc_now
-from tasks.alert import send_alert_task
+from tasks.alert import alert_flow_outcome
 from tasks.extract import extract_roster
 from tasks.options import IO_TASK_OPTIONS, contain_errors
 from tasks.store import load_district_integration
@@ -106,15 +104,7 @@ def summer_school_onboarding(
         summary["status"] = "failed"
         summary["reason"] = str(exc)
         _publish(summary)
-        send_alert_task(
-            Alert(
-                district_id=district_id,
-                flow_name=FLOW_NAME,
-                status="failed",
-                reason=str(exc),
-                flow_run_id=_flow_run_id(),
-            )
-        )
+        alert_flow_outcome(district_id, FLOW_NAME, "failed", str(exc))
         return Failed(message=str(exc), data=summary)
 
     summary.update(
@@ -149,16 +139,8 @@ def summer_school_onboarding(
     _publish(summary)
     logger.info("district %s: %s", district_id, message)
     if share == "pending":
-        send_alert_task(
-            Alert(
-                district_id=district_id,
-                flow_name=FLOW_NAME,
-                status="share-pending",
-                reason=message,
-                run_id=sync.run_id if sync else None,
-                flow_run_id=_flow_run_id(),
-            )
-        )
+        run_id = sync.run_id if sync else None
+        alert_flow_outcome(district_id, FLOW_NAME, "share-pending", message, run_id)
     if sync is not None and sync.status == "failed":
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
@@ -395,8 +377,3 @@ def _publish(summary: dict[str, Any]) -> None:
         markdown="\n".join(lines) + "\n",
         description=f"Summer school onboarding of district {summary['district_id']}",
     )
-
-
-def _flow_run_id() -> str | None:
-    run_id = flow_run.get_id()
-    return str(run_id) if run_id else None

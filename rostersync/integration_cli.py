@@ -16,10 +16,10 @@ from rostersync.runs_cli import MAX_BY, MAX_REASON, operator_text, report_state
 
 CHANGE_EPILOG = """exit codes:
   0  completed
-  1  failed: the store or the provider rejects the change (a school that is
-     unknown, already mapped or merged, or not shared by ClassLink), or the sync
-     it ran ended held or failed; the message gives the reason, and nothing is
-     half written
+  1  failed: the store or the provider rejected the change, or the sync it ran
+     ended held or failed. A school that is unknown, already mapped or merged,
+     or not shared by ClassLink is rejected. The message gives the reason, and
+     nothing is half written
   2  the command line is invalid (a date, an id, a name or a path), or the
      district is not registered; no flow ran
 """

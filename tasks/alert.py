@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
+from prefect.runtime import flow_run
 
 from rostersync.alerts import Alert, alert_from_result, send_alert
 from rostersync.results import SyncResult
@@ -28,6 +29,32 @@ def send_run_alert(result: SyncResult, flow_name: str) -> None:
 def send_alert_task(alert: Alert) -> None:
     """Send an alert that a flow built itself, such as a contract that ends soon."""
     _deliver(alert.district_id, lambda: alert)
+
+
+def current_flow_run_id() -> str | None:
+    """Return the id of the flow run in progress as text, or None outside one."""
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None
+
+
+def alert_flow_outcome(
+    district_id: str,
+    flow_name: str,
+    status: str,
+    reason: str,
+    run_id: str | None = None,
+) -> None:
+    """Alert the operators of a flow's own outcome, with its flow run's id."""
+    send_alert_task(
+        Alert(
+            district_id=district_id,
+            flow_name=flow_name,
+            status=status,
+            reason=reason,
+            run_id=run_id,
+            flow_run_id=current_flow_run_id(),
+        )
+    )
 
 
 def _deliver(district_id: str, build_alert: Callable[[], Alert]) -> None:

@@ -101,14 +101,14 @@ def test_regular_set_leaves_out_summer_only_users():
     assert ids(kept.users) == ["u-a", "u-as", "u-b"]
 
 
-def test_regular_set_drops_the_summer_school_from_a_user_in_both():
+def test_regular_set_drops_summer_school_of_user():
     kept, _ = apply_sharing_rules(summer_roster(), REGULAR_EVERY, {"s"})
 
     both = kept.users[kept.users["provider_id"] == "u-as"].iloc[0]
     assert both["school_ids"] == ("a",)
 
 
-def test_regular_set_leaves_out_the_summer_schools_sections_and_enrollments():
+def test_regular_set_drops_summer_sections():
     kept, rules = apply_sharing_rules(summer_roster(), REGULAR_EVERY, {"s"})
 
     assert ids(kept.sections) == ["sec-a"]
@@ -116,7 +116,7 @@ def test_regular_set_leaves_out_the_summer_schools_sections_and_enrollments():
     assert rules.left_out == {"schools": 1, "users": 2, "sections": 1, "enrollments": 3}
 
 
-def test_custom_set_of_every_school_keeps_the_summer_school():
+def test_custom_set_keeps_summer_school():
     custom = RuleSet("summer", 1, kind=CUSTOM)
 
     kept, _ = apply_sharing_rules(summer_roster(), custom, {"s"})
@@ -133,7 +133,7 @@ def test_listed_schools_share_only_those():
     assert rules.shared_school_ids == frozenset({"b"})
 
 
-def test_a_shared_section_brings_its_members_only():
+def test_shared_section_brings_members_only():
     listed = RuleSet("summer", 1, kind=CUSTOM, school_ids=frozenset({"b"}),
                      section_ids=frozenset({"sec-s"}))  # fmt: skip
 
@@ -142,14 +142,14 @@ def test_a_shared_section_brings_its_members_only():
     assert ids(kept.users) == ["t-s", "u-as", "u-b", "u-s"]
 
 
-def test_a_delta_marks_records_outside_the_set_to_be_deleted():
+def test_delta_marks_outside_records_deleted():
     kept, _ = apply_sharing_rules(summer_roster("delta"), REGULAR_EVERY, {"s"})
 
     removed = kept.users[kept.users["status"] == TO_BE_DELETED]
     assert ids(removed) == ["t-s", "u-s"]
 
 
-def test_a_user_without_a_school_stays_for_the_checks():
+def test_user_without_school_stays():
     pulled = roster(["a"], [("u-x", "student", ("zz",), "03")], [], [])
 
     kept, _ = apply_sharing_rules(pulled, REGULAR_EVERY, set())
@@ -175,7 +175,7 @@ def test_custom_set_past_its_window_stays_until_reverted():
     assert (chosen.label, chosen.is_overdue(date(2026, 8, 3))) == ("summer@1", True)
 
 
-def test_regular_set_in_force_once_the_custom_set_is_reverted():
+def test_regular_set_after_reversion():
     custom = RuleSet("summer", 2, kind=CUSTOM, valid_from=date(2026, 6, 20),
                      reverted_at=datetime(2026, 8, 1, tzinfo=UTC))  # fmt: skip
 
@@ -223,7 +223,7 @@ def test_limited_pull_keeps_the_schools_users_only():
     assert set(limited.modes.values()) == {"delta"}
 
 
-def test_limited_pull_marks_stored_users_that_left_the_school():
+def test_limited_pull_marks_departed_users():
     store = snapshot([("u-gone", ("s",)), ("u-a", ("a",))], [("sec-old", "s")])
 
     limited = limit_to_schools(summer_roster(), store, ["s"])
@@ -278,14 +278,14 @@ def test_second_source_conflict_keeps_the_providers_value():
     assert [(f.provider_id, "grade" in f.message) for f in conflicts] == [("u-a", True)]
 
 
-def test_second_source_adds_the_school_to_a_user_in_both():
+def test_second_source_adds_school_to_user():
     merged, _ = merge_second_source(summer_roster(), extra_roster(), "s", "Summer")
 
     user = merged.users[merged.users["provider_id"] == "u-a"].iloc[0]
     assert user["school_ids"] == ("a", "s")
 
 
-def test_second_source_brings_its_school_when_the_provider_lacks_it():
+def test_second_source_brings_missing_school():
     provider = roster(["a"], [("u-a", "student", ("a",), "03")], [], [])
 
     merged, _ = merge_second_source(provider, extra_roster(), "s", "Summer")

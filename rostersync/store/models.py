@@ -46,7 +46,7 @@ NAMING_CONVENTION = {
 ACTIVE = "active"
 ARCHIVED = "archived"
 
-# Who manages a school row: the sync, or an operator's flow.
+# The manager of a school row: the sync, or an operator's flow.
 SYNC_MANAGED = "sync"
 OPERATOR_MANAGED = "operator"
 
@@ -117,8 +117,8 @@ class Integration(Base):
     # happened or the bound was taken. Both change only when a pull is applied.
     events_cursor: Mapped[str | None] = mapped_column(String(128))
     events_cursor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The rule set ("name@version") of the last applied full pull; a sync under
-    # another set pulls in full, since records that left the set send no event.
+    # The rule set ("name@version") of the last applied full pull. A sync under
+    # another set pulls in full, because records that left the set send no event.
     applied_rule_set: Mapped[str | None] = mapped_column(String(80))
     # The fingerprint of the last pull.
     last_roster_fingerprint: Mapped[str | None] = mapped_column(String(64))

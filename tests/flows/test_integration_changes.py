@@ -185,7 +185,7 @@ def test_merge_of_an_unknown_school_names_it(district):
     assert "sch-zz" in state.message
 
 
-def test_merge_twice_is_refused(district):
+def test_second_merge_is_rejected(district):
     merge = {
         "district_id": DISTRICT, "action": MERGE, "school_id": "sch-a",
         "merge_school_ids": ["sch-b"], "by": "ops", "return_state": True,
@@ -233,7 +233,7 @@ def test_added_school_is_kept_until_its_data_arrives(district):
     assert status == "active"
 
 
-def test_a_listed_regular_set_archives_unlisted_schools_people(district):
+def test_listed_regular_set_archives_others(district):
     regular = regular_district(students_per_school=4)
     regular.add_person(Person("stu-extra", "student", ("sch-b",), "03"))
     with get_engine().begin() as connection:
@@ -271,7 +271,7 @@ def test_cli_merge_dry_run_reports_counts(district, capsys):
     assert "would move 4 students, 1 educator and 1 section of 1 school" in out
 
 
-def test_cli_refused_onboarding_exits_1(store_url, tmp_path, capsys):
+def test_cli_rejected_onboarding_exits_1(store_url, tmp_path, capsys):
     source = write_oneroster(tmp_path / "p", regular_district(2))
     add_district(
         get_engine(), DISTRICT, name="D", provider="oneroster-csv", source=str(source)
@@ -355,7 +355,7 @@ def test_limited_sync_archives_who_left_the_school(district):
 @pytest.mark.parametrize(
     ("into", "merged"), [("sch-a", SUMMER), (SUMMER, "sch-b")], ids=["from", "into"]
 )
-def test_merge_with_the_summer_school_is_refused(district, into, merged):
+def test_merge_with_summer_school_rejected(district, into, merged):
     assert onboard().is_completed()
     before = snapshot()
 

@@ -1,6 +1,6 @@
 """A whole summer on one district, on SQLite and PostgreSQL.
 
-The regular year, a summer-school onboarding refused and then accepted, a CSV
+The regular year, a summer-school onboarding rejected and then accepted, a CSV
 summer roster merged, the reversion, a campus merge and its undo. After each step
 the store is compared, table by table, with the state the district's files
 describe.
@@ -41,7 +41,7 @@ SUMMER_ONLY = {"sum-1", "sum-2", "sum-3", "sum-4", "tch-s"}
 CSV_ONLY = "csv-1"
 # Users in a regular school and the summer school.
 IN_BOTH = {"stu-1": "sch-a", "stu-16": "sch-b"}
-# Every table an onboarding refused must leave alone.
+# Every table a rejected onboarding must leave alone.
 INTEGRATION_TABLES = (
     "schools", "school_mappings", "users", "sections", "enrollments",
     "sharing_rule_sets", "integration_changes", "share_requests", "integrations",
@@ -247,7 +247,7 @@ def findings_of(run_id: str) -> list[dict]:
 # The ClassLink (OneRoster) summer
 
 
-def test_a_whole_summer_on_one_district(store_url, tmp_path: Path):
+def test_summer_of_one_district(store_url, tmp_path: Path):
     source = tmp_path / "provider"
     regular = regular_district()
     write_oneroster(source, regular)
@@ -278,9 +278,9 @@ def test_a_whole_summer_on_one_district(store_url, tmp_path: Path):
         "reason": "summer program",
     }
     before = {table: table_rows(table) for table in INTEGRATION_TABLES}
-    refused = summer_school_onboarding(**onboarding, return_state=True)
-    assert refused.is_failed()
-    assert "Ask the district to share the summer school" in refused.message
+    rejected = summer_school_onboarding(**onboarding, return_state=True)
+    assert rejected.is_failed()
+    assert "Ask the district to share the summer school" in rejected.message
     for table in INTEGRATION_TABLES:
         assert table_rows(table) == before[table], table
 

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import rostersync  # noqa: F401 - sets the no-telemetry environment first
-from rostersync.errors import PrefectUnavailableError, RostersyncError
+from rostersync.errors import (
+    ConfigurationError,
+    PrefectUnavailableError,
+    RostersyncError,
+)
 from rostersync.results import EXIT_CODES, SyncResult, empty_counts
 
 EXIT_USAGE = 2
@@ -76,15 +80,22 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--provider",
         required=True,
-        choices=["clever", "oneroster-rest", "oneroster-csv"],
+        choices=["clever", "oneroster-rest", "oneroster-csv", "none"],
         help="how the district shares its roster: the Clever API v3.0, ClassLink's "
-        "OneRoster 1.1 REST API, or OneRoster CSV files",
+        "OneRoster 1.1 REST API, or OneRoster CSV files; none for a district "
+        "without an integration, whose users the portal manages",
     )
     add.add_argument(
         "--source",
-        required=True,
         help="the API's base URL (such as https://api.clever.com), or a folder or "
-        "zip of the district's files",
+        "zip of the district's files; required unless --provider is none",
+    )
+    add.add_argument(
+        "--school-year",
+        type=_school_year,
+        help="the calendar year in which the district's current school year "
+        "starts, such as 2026 for 2026-27 (default: the year on the district's "
+        "local date; a year starts on August 1)",
     )
     add.add_argument(
         "--timezone",
@@ -199,11 +210,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from rostersync.emulators.command import add_emulate_command
     from rostersync.integration_cli import add_integration_commands
+    from rostersync.reset_cli import add_reset_command
     from rostersync.runs_cli import add_operator_commands
 
     add_emulate_command(commands)
     add_operator_commands(commands)
     add_integration_commands(commands)
+    add_reset_command(commands)
     return parser
 
 
@@ -306,6 +319,18 @@ def _threshold(text: str) -> int | str:
         ) from None
 
 
+def _school_year(text: str) -> int:
+    try:
+        year = int(text)
+    except ValueError:
+        year = 0
+    if not 2000 <= year <= 2999:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a school year; give the year it starts in, such as 2026"
+        )
+    return year
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -329,6 +354,31 @@ def _district_add(args: argparse.Namespace) -> int:
     from rostersync.store.database import get_engine
     from rostersync.store.districts import add_district
 
+    if args.provider == "none":
+        if args.source:
+            raise ConfigurationError(
+                "--source is for a district with an integration; leave it out "
+                "with --provider none."
+            )
+        add_district(
+            get_engine(),
+            args.district_id,
+            name=args.name,
+            provider=args.provider,
+            source="",
+            timezone=args.timezone,
+            contract_start=args.contract_start,
+            contract_end=args.contract_end,
+            school_year=args.school_year,
+            removal_threshold=args.removal_threshold,
+        )
+        print(f"district {args.district_id} registered (no integration)")
+        return 0
+    if not args.source:
+        raise ConfigurationError(
+            f"--source is required with --provider {args.provider}: the API's base "
+            "URL, or a folder or zip of the district's files."
+        )
     source = _source_argument(args.source) or args.source
     references = _credentials_from(args)
     add_district(
@@ -340,6 +390,7 @@ def _district_add(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         contract_start=args.contract_start,
         contract_end=args.contract_end,
+        school_year=args.school_year,
         removal_threshold=args.removal_threshold,
         credentials_ref=references,
         auth=args.auth,

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default=Path("rostersync-demo"),
         description="Folder where `rostersync demo` writes its generated district.",
     )
+    export_dir: Path = Field(
+        default=Path("exports"),
+        description=(
+            "Folder under which the New School Year reset writes each district's "
+            "reading-history export, one folder per district and school year."
+        ),
+    )
     http_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -44,6 +48,7 @@ def test_every_operator_flow_is_deployed():
         "summer-school-onboarding",
         "revert-sharing-rules",
         "update-school-mapping",
+        "new-school-year-reset",
     }
 
 
@@ -53,3 +58,44 @@ def test_reversion_runs_on_a_schedule():
     schedules = by_name["revert-sharing-rules"]["schedules"]
 
     assert [schedule["cron"] for schedule in schedules] == ["5 * * * *"]
+
+
+def _reset_runs(year: int) -> list[tuple[datetime, dict]]:
+    """Return the reset deployment's scheduled times in ``year``, with parameters."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    by_name = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+    runs = []
+    for entry in by_name["new-school-year-reset"]["schedules"]:
+        schedule = CronSchedule(cron=entry["cron"], timezone=entry["timezone"])
+        start = datetime(year, 1, 1, tzinfo=UTC)
+        end = datetime(year + 1, 1, 1, tzinfo=UTC)
+        dates = schedule.get_dates(n=1000, start=start, end=end)
+        # Prefect returns a coroutine when it finds an event loop it may use.
+        if inspect.isawaitable(dates):
+            dates = asyncio.run(dates)
+        for when in dates:
+            runs.append((when, entry.get("parameters", {})))
+    return runs
+
+
+@pytest.mark.parametrize(
+    "zone", ["Pacific/Kiritimati", "America/New_York", "Etc/GMT+12", "Pacific/Honolulu"]
+)
+def test_reset_runs_within_two_hours_of_local_august_first(zone):
+    midnight = datetime(2027, 8, 1, tzinfo=ZoneInfo(zone))
+
+    resets = [
+        when
+        for when, parameters in _reset_runs(2027)
+        if not parameters.get("dry_run")
+        and midnight <= when < midnight + timedelta(hours=2)
+    ]
+
+    assert len(resets) == 2
+
+
+def test_reset_preview_runs_two_weeks_before_as_a_dry_run():
+    previews = [when for when, parameters in _reset_runs(2027) if parameters]
+
+    assert [(when.month, when.day) for when in previews] == [(7, 18)]

@@ -26,6 +26,9 @@ from rostersync.store.models import (
 )
 
 PROVIDERS = ("oneroster-csv", "clever", "oneroster-rest")
+# The provider of a district without a roster integration: its users are managed
+# in the portal, and it has no sync, only the New School Year reset.
+NO_INTEGRATION = "none"
 AUTH_METHODS = ("oauth1", "oauth2")
 # Passed as removal_threshold to update_district, it restores the default rule.
 DEFAULT_THRESHOLD = "default"
@@ -88,11 +91,24 @@ def add_district(
     """Register a district with its integration; raise if the id is taken.
 
     ``incremental`` defaults to True for a Clever API source, which has the Events
-    API, and to False otherwise.
+    API, and to False otherwise. With ``provider`` NO_INTEGRATION the district is
+    registered without an integration, and ``source`` is ignored.
     """
     _check_district_values(district_id, provider, timezone, removal_threshold)
     if not name.strip():
         raise ConfigurationError("The district name is empty; pass --name NAME.")
+    if provider == NO_INTEGRATION:
+        _add_district_row(
+            engine,
+            district_id,
+            name,
+            timezone,
+            contract_start,
+            contract_end,
+            school_year,
+            removal_threshold,
+        )
+        return
     check_source(provider, source)
     credentials_ref = credentials_ref or {}
     auth = auth or ("oauth1" if provider == "oneroster-rest" else None)
@@ -173,6 +189,39 @@ def add_district(
         )
 
 
+def _add_district_row(
+    engine: Engine,
+    district_id: str,
+    name: str,
+    timezone: str,
+    contract_start: date | None,
+    contract_end: date | None,
+    school_year: int | None,
+    removal_threshold: int | None,
+) -> None:
+    """Register a district without an integration; raise if the id is taken."""
+    now = datetime.now(ZoneInfo("UTC"))
+    year = school_year or _school_year_on(now.astimezone(ZoneInfo(timezone)).date())
+    with Session(engine) as session, session.begin():
+        if session.get(District, district_id) is not None:
+            raise ConfigurationError(
+                f"District {district_id!r} is already registered; choose another id "
+                "or change the existing district."
+            )
+        session.add(
+            District(
+                id=district_id,
+                name=name,
+                timezone=timezone,
+                contract_start=contract_start,
+                contract_end=contract_end,
+                school_year=year,
+                removal_threshold=removal_threshold,
+                created_at=now,
+            )
+        )
+
+
 def _check_district_values(
     district_id: str, provider: str, timezone: str, threshold: int | None
 ) -> None:
@@ -181,10 +230,11 @@ def _check_district_values(
             f"District id {district_id!r} is invalid; use 1 to 64 printable "
             "characters, for example 'd-12'."
         )
-    if provider not in PROVIDERS:
+    if provider not in (*PROVIDERS, NO_INTEGRATION):
         raise ConfigurationError(
             f"Provider {provider!r} is not supported; use one of "
-            f"{', '.join(PROVIDERS)}."
+            f"{', '.join(PROVIDERS)}, or {NO_INTEGRATION} for a district "
+            "without an integration."
         )
     try:
         ZoneInfo(timezone)
@@ -489,10 +539,16 @@ def load_integration(
         integration = session.scalar(
             select(Integration).where(Integration.district_id == district_id)
         )
-        if district is None or integration is None:
+        if district is None:
             raise ConfigurationError(
                 f"District {district_id!r} is not registered; add it with "
                 "`rostersync district add`."
+            )
+        if integration is None:
+            raise ConfigurationError(
+                f"District {district_id!r} has no roster integration (it was "
+                f"registered with --provider {NO_INTEGRATION}), so it has nothing "
+                "to sync."
             )
         connection = session.connection()
         if today is None:
@@ -563,15 +619,15 @@ def list_districts(engine: Engine) -> list[dict[str, Any]]:
     with Session(engine) as session:
         rows = session.execute(
             select(District, Integration)
-            .join(Integration, Integration.district_id == District.id)
+            .outerjoin(Integration, Integration.district_id == District.id)
             .order_by(District.id)
         ).all()
         return [
             {
                 "district_id": district.id,
                 "name": district.name,
-                "provider": integration.provider,
-                "status": integration.status,
+                "provider": integration.provider if integration else NO_INTEGRATION,
+                "status": integration.status if integration else "-",
                 "school_year": district.school_year,
             }
             for district, integration in rows

@@ -52,7 +52,17 @@ OPERATOR_MANAGED = "operator"
 
 # Students' eligibility for the service.
 ELIGIBLE = "eligible"
+
+# A student's profile status. After the New School Year reset, the students of a
+# district without an integration are "needs_update" until an educator confirms
+# their grade and school; None means the profile is current.
 NEEDS_UPDATE = "needs_update"
+
+# Shelves of book assignments. The New School Year reset moves the ending year's
+# assignments to "last_school_year" and the year before's to "earlier_years".
+CURRENT_SHELF = "current"
+LAST_SCHOOL_YEAR = "last_school_year"
+EARLIER_YEARS = "earlier_years"
 
 
 class Base(DeclarativeBase):
@@ -357,6 +367,7 @@ class User(Base):
     sis_id: Mapped[str | None] = mapped_column(String(128))
     grade: Mapped[str | None] = mapped_column(String(32))
     eligibility: Mapped[str | None] = mapped_column(String(32))
+    profile_status: Mapped[str | None] = mapped_column(String(16))
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"))
     # Every portal school the user belongs to, sorted, the primary one included.
     school_ids: Mapped[list[Any]] = mapped_column(default=list)
@@ -424,6 +435,11 @@ class BookAssignment(Base):
     """A book an educator assigned to a student or section in one school year."""
 
     __tablename__ = "book_assignments"
+    __table_args__ = (
+        Index(
+            "ix_book_assignments_district_shelf", "district_id", "shelf", "school_year"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[str] = mapped_column(ForeignKey("districts.id"), index=True)
@@ -432,8 +448,8 @@ class BookAssignment(Base):
     section_id: Mapped[int | None] = mapped_column(ForeignKey("sections.id"))
     book_id: Mapped[str] = mapped_column(String(64))
     school_year: Mapped[int] = mapped_column(Integer)
-    # "current" or "last_school_year" (moved there by the New School Year reset).
-    shelf: Mapped[str] = mapped_column(String(32), default="current")
+    # CURRENT_SHELF, LAST_SCHOOL_YEAR or EARLIER_YEARS.
+    shelf: Mapped[str] = mapped_column(String(32), default=CURRENT_SHELF)
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -449,6 +465,8 @@ class BookshelfItem(Base):
     # "bookshelf" or "my_books".
     list_name: Mapped[str] = mapped_column(String(16), default="bookshelf")
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set by the New School Year reset; a cleared item is no longer shown.
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class BookRequest(Base):
@@ -465,13 +483,18 @@ class BookRequest(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by the New School Year reset, whatever the status; the row stays as history.
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ReadingActivity(Base):
     """A student's reading of one book in one school year."""
 
     __tablename__ = "reading_activity"
-    __table_args__ = (UniqueConstraint("student_id", "book_id", "school_year"),)
+    __table_args__ = (
+        UniqueConstraint("student_id", "book_id", "school_year"),
+        Index("ix_reading_activity_school_year_student", "school_year", "student_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -495,3 +518,5 @@ class MyStudent(Base):
     student_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     school_year: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set by the New School Year reset; the educator builds the list again.
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

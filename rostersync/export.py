@@ -139,9 +139,12 @@ def export_reading_history(
         ) as csv_writer,
         pq.ParquetWriter(str(parquet_partial), SCHEMA, compression="zstd") as parquet,
     ):
-        result = connection.execution_options(
-            stream_results=True, yield_per=batch_rows
-        ).execute(_export_query(district_id, school_year))
+        # Options on the statement, not the connection, which keeps them after.
+        result = connection.execute(
+            _export_query(district_id, school_year).execution_options(
+                stream_results=True, yield_per=batch_rows
+            )
+        )
         for batch in result.partitions():
             table = _arrow_table(batch)
             parquet.write_table(table)

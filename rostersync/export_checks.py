@@ -74,6 +74,9 @@ def _per_student_frame(folder: Path, store_rows: dict[int, int]) -> pd.DataFrame
     frame = store
     for column, ids in (("csv_rows", csv_ids), ("parquet_rows", parquet_ids)):
         frame = frame.merge(_counts(ids, column), on="student_id", how="outer")
+    # A missing count is NaN: Great Expectations cannot compare pandas' NA.
+    counts = ["store_rows", "csv_rows", "parquet_rows"]
+    frame[counts] = frame[counts].astype("float64")
     return frame.sort_values("student_id").reset_index(drop=True)
 
 

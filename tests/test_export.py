@@ -1,0 +1,238 @@
+"""The reading-history export: names, the spreadsheet guard, the manifest, checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from rostersync.export import (
+    CSV_NAME,
+    MANIFEST_NAME,
+    PARQUET_NAME,
+    district_folder_name,
+    export_folder,
+    export_reading_history,
+    file_sha256,
+    manifest_summary,
+    read_manifest,
+    spreadsheet_safe,
+)
+from rostersync.export_checks import check_export
+from rostersync.store.database import get_engine
+from rostersync.store.models import ReadingActivity
+from rostersync.store.reset import (
+    ExportOutdatedError,
+    reading_rows_per_student,
+    reading_summary,
+    reset_district,
+)
+from tests.flows.test_reset import ENDING, add_activity, register_portal_district
+
+DISTRICT = "exp"
+
+
+# Names
+
+
+@pytest.mark.parametrize("district_id", ["d-12", "district_7", "a.b", "X9"])
+def test_a_safe_id_is_its_own_folder_name(district_id):
+    assert district_folder_name(district_id) == district_id
+
+
+@pytest.mark.parametrize(
+    "district_id",
+    ["../etc", "a/b", "a\\b", ".hidden", "CON", "nul.txt", "é", " ", "-x"],
+)
+def test_an_unsafe_id_gets_a_safe_name_with_its_hash(district_id):
+    name = district_folder_name(district_id)
+
+    assert name != district_id
+    assert all(c.isascii() and (c.isalnum() or c in "_.-") for c in name), name
+    assert name[0].isalnum(), name
+
+
+def test_two_unsafe_ids_never_share_a_folder():
+    names = {district_folder_name(i) for i in ("a/b", "a\\b", "a b", "a_b", "a:b")}
+
+    assert len(names) == 5
+
+
+def test_the_export_folder_stays_under_its_root(tmp_path: Path):
+    folder = export_folder(tmp_path, "../../outside", 2025)
+
+    assert folder.resolve().is_relative_to(tmp_path.resolve())
+    assert folder.name == "2025-26"
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+42", "-7", "@SUM(1)", "\tx", "\rx"])
+def test_a_cell_a_spreadsheet_would_run_gets_a_quote(value):
+    assert spreadsheet_safe(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["plain", "", "a=b", "book-1", "'=quoted"])
+def test_other_cells_are_kept(value):
+    assert spreadsheet_safe(value) == value
+
+
+# Export and check
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """The export folder, apart from the store's files."""
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def district(store_url):
+    register_portal_district(DISTRICT, students=12)
+    add_activity(DISTRICT, seed=3)
+    return DISTRICT
+
+
+def export(folder: Path) -> dict:
+    with get_engine().connect() as connection:
+        return export_reading_history(connection, DISTRICT, ENDING, folder)
+
+
+def per_student() -> dict[int, int]:
+    with get_engine().connect() as connection:
+        return reading_rows_per_student(connection, DISTRICT, ENDING)
+
+
+def test_a_fresh_export_passes_its_checks(district, out: Path):
+    manifest = export(out)
+
+    check = check_export(out, manifest, per_student())
+
+    assert check.problems == []
+    assert check.students == 11
+    assert read_manifest(out) == manifest
+
+
+def test_progress_is_reported_per_batch(district, out: Path):
+    seen: list[int] = []
+    with get_engine().connect() as connection:
+        manifest = export_reading_history(
+            connection, DISTRICT, ENDING, out, batch_rows=10, progress=seen.append
+        )
+
+    assert seen == list(range(10, manifest["store"]["rows"], 10)) + [
+        manifest["store"]["rows"]
+    ]
+
+
+def test_a_changed_file_fails_on_its_checksum(district, out: Path):
+    manifest = export(out)
+    path = out / CSV_NAME
+    path.write_bytes(path.read_bytes().replace(b"book-0", b"book-9", 1))
+
+    check = check_export(out, manifest, per_student())
+
+    assert check.problems == [f"the SHA-256 of {CSV_NAME} differs from the manifest's"]
+
+
+def test_a_missing_file_is_named(district, out: Path):
+    manifest = export(out)
+    (out / PARQUET_NAME).unlink()
+
+    check = check_export(out, manifest, per_student())
+
+    assert check.problems == [f"{PARQUET_NAME} is missing from {out}"]
+
+
+def test_a_student_missing_from_the_csv_fails_the_expectations(district, out):
+    manifest = export(out)
+    lines = (out / CSV_NAME).read_text().splitlines(keepends=True)
+    student = lines[1].split(",")[2]
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] != student]
+    (out / CSV_NAME).write_text("".join(kept))
+    # A manifest rewritten to match the shorter file passes the checksum.
+    entry = next(e for e in manifest["files"] if e["name"] == CSV_NAME)
+    entry.update(
+        bytes=(out / CSV_NAME).stat().st_size,
+        sha256=file_sha256(out / CSV_NAME),
+        rows=len(kept) - 1,
+    )
+
+    check = check_export(out, manifest, per_student())
+
+    failed = sorted(problem.split(":")[0] for problem in check.problems)
+    assert failed == ["csv_rows_has_every_student", "csv_rows_match_store"]
+    assert f"student ids {student}" in check.problems[0]
+
+
+def test_a_manifest_row_count_that_differs_fails(district, out: Path):
+    manifest = export(out)
+    for entry in manifest["files"]:
+        entry["rows"] += 1
+
+    check = check_export(out, manifest, per_student())
+
+    failed = sorted(problem.split(":")[0] for problem in check.problems)
+    assert failed == ["csv_rows_match_manifest", "parquet_rows_match_manifest"]
+
+
+def test_a_year_without_reading_exports_empty_files(district, out: Path):
+    with get_engine().connect() as connection:
+        manifest = export_reading_history(connection, DISTRICT, ENDING - 5, out)
+        store = reading_rows_per_student(connection, DISTRICT, ENDING - 5)
+
+    check = check_export(out, manifest, store)
+
+    assert [entry["rows"] for entry in manifest["files"]] == [0, 0]
+    assert check.problems == []
+    assert (out / CSV_NAME).read_text().count("\n") == 1
+
+
+def test_no_partial_file_is_left(district, out: Path):
+    export(out)
+
+    assert sorted(p.name for p in out.iterdir()) == [
+        MANIFEST_NAME,
+        CSV_NAME,
+        PARQUET_NAME,
+    ]
+
+
+def test_the_manifest_records_the_store_figures(district, out: Path):
+    manifest = export(out)
+
+    with get_engine().connect() as connection:
+        assert manifest_summary(manifest) == reading_summary(
+            connection, DISTRICT, ENDING
+        )
+
+
+def test_reading_after_the_export_stops_the_reset(district, out: Path):
+    manifest = export(out)
+    with get_engine().begin() as connection:
+        connection.execute(
+            sa.update(ReadingActivity)
+            .where(ReadingActivity.id == 1)
+            .values(seconds_read=ReadingActivity.seconds_read + 60)
+        )
+    before = json.dumps(per_student())
+
+    with (
+        pytest.raises(ExportOutdatedError, match="changed after its export"),
+        get_engine().begin() as connection,
+    ):
+        reset_district(
+            connection,
+            DISTRICT,
+            ENDING,
+            datetime.now(UTC),
+            export_summary=manifest_summary(manifest),
+        )
+
+    with get_engine().connect() as connection:
+        year = connection.execute(
+            sa.text("select school_year from districts where id = :d"), {"d": DISTRICT}
+        ).scalar_one()
+    assert year == ENDING
+    assert json.dumps(per_student()) == before

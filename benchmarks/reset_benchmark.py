@@ -4,12 +4,12 @@ Registers a district without an integration and fills a school year of portal
 data with set-based INSERT ... SELECT statements. The data is N students and
 N/25 educators in 3 schools. Each student has 10 reading rows and 1 book
 request, and each educator has 30 book assignments, 5 bookshelf items, 3 "My
-Books" items and 25 "My Students" rows. Then it times each step of the reset,
-called as the flow's tasks call them but without Prefect: the dry run's counts,
-the recent assignments, the reading-history export, the export check with
-Great Expectations (its import timed apart), and the reset in one transaction.
-Prints seconds and the process's peak resident memory, and writes them as JSON
-to benchmarks/results/.
+Books" items and 25 "My Students" rows. Then it times each step of the reset
+with the functions that the flow's tasks call, without Prefect. The steps are
+the dry run's counts, the recent assignments, the reading-history export, the
+export check with Great Expectations (its import timed on its own), and the
+reset in one transaction. Prints seconds and the process's peak resident
+memory, and writes them as JSON to benchmarks/results/.
 
     uv run python benchmarks/reset_benchmark.py --students 100000
     uv run python benchmarks/reset_benchmark.py --students 100000 \
@@ -116,11 +116,11 @@ def insert_users(
     kind: str,
     count: int,
     school_ids: list[int],
-) -> tuple[int, int]:
+) -> int:
     """Insert ``count`` users of one kind split over the schools in equal ranges.
 
-    Returns the first id and the count. Raises RuntimeError when the ids are not
-    consecutive, because the later inserts compute user ids from positions.
+    Returns the first id. Raises RuntimeError when the ids are not consecutive,
+    because the later inserts compute user ids from positions.
     """
     role = "student" if kind == "student" else "teacher"
     prefix = "stu-" if kind == "student" else "edu-"
@@ -171,14 +171,14 @@ def insert_users(
     ).one()
     if stored != count or high - low + 1 != count:
         raise RuntimeError(
-            f"The {count} {kind} rows got ids {low} to {high} ({stored} rows), not "
-            "consecutive ids; the benchmark needs a fresh store."
+            f"The {kind} ids run from {low} to {high} for {stored} rows, so they "
+            f"are not {count} consecutive ids. Run the benchmark on a new database."
         )
-    return low, count
+    return low
 
 
 def generate(engine, district_id: str, students: int) -> dict[str, int]:
-    """Fill one school year of the district's portal data; return the row counts."""
+    """Fill one school year of the district's portal data and return its size."""
     educators = students // STUDENTS_PER_EDUCATOR
     with engine.begin() as connection:
         school_ids = []
@@ -196,10 +196,10 @@ def generate(engine, district_id: str, students: int) -> dict[str, int]:
                     .returning(School.id)
                 ).scalar_one()
             )
-        first_student, _ = insert_users(
+        first_student = insert_users(
             connection, district_id, "student", students, school_ids
         )
-        first_educator, _ = insert_users(
+        first_educator = insert_users(
             connection, district_id, "educator", educators, school_ids
         )
         student_rows = select(User.id).where(
@@ -314,7 +314,10 @@ def generate(engine, district_id: str, students: int) -> dict[str, int]:
         )
         lists = constant_rows(
             [
-                {"k": k, "list_name": "bookshelf" if k < BOOKSHELF_ITEMS else "my_books"}
+                {
+                    "k": k,
+                    "list_name": "bookshelf" if k < BOOKSHELF_ITEMS else "my_books",
+                }
                 for k in range(BOOKSHELF_ITEMS + MY_BOOKS_ITEMS)
             ]
         )
@@ -343,8 +346,8 @@ def generate(engine, district_id: str, students: int) -> dict[str, int]:
             )
         )
         if connection.dialect.name == "postgresql":
-            # Autovacuum would analyze the new rows within minutes; doing it here
-            # makes every run see the same planner statistics.
+            # Autovacuum analyzes new rows at a time of its own choosing. Analyzing
+            # here gives every run the same planner statistics.
             connection.exec_driver_sql("ANALYZE")
     return {"students": students, "educators": educators}
 
@@ -365,7 +368,7 @@ def expected_counts(students: int, educators: int) -> dict[str, int]:
 
 
 def run_reset(engine, district_id: str, work: Path) -> tuple[dict, list[str]]:
-    """Time each step of the district's reset; return the figures and problems."""
+    """Time each step of the district's reset and return the figures and problems."""
     figures: dict = {}
     problems: list[str] = []
     with engine.connect() as connection:
@@ -421,7 +424,9 @@ def run_reset(engine, district_id: str, work: Path) -> tuple[dict, list[str]]:
         importlib.import_module,
         "great_expectations",
     )
-    check = timed(figures, "check_export_s", check_export, folder, manifest, per_student)
+    check = timed(
+        figures, "check_export_s", check_export, folder, manifest, per_student
+    )
     # The first check of a process also creates the Great Expectations context.
     timed(figures, "check_export_again_s", check_export, folder, manifest, per_student)
     figures["peak_rss_after_check_mib"] = round(peak_rss_mb())
@@ -473,7 +478,7 @@ def main() -> None:
         "--students",
         type=int,
         default=100_000,
-        help="students in the district (at least 25; educators are 1 per 25)",
+        help="number of students (at least 25), with 1 educator per 25 students",
     )
     parser.add_argument(
         "--database-url",
@@ -523,8 +528,8 @@ def main() -> None:
         "figures": figures,
         "problems": problems,
     }
-    shown = ", ".join(f"{k} {v}" for k, v in figures.items() if k.endswith("_s"))
-    print(f"{args.students} students, {sizes['educators']} educators: {shown}")
+    step_seconds = ", ".join(f"{k} {v}" for k, v in figures.items() if k.endswith("_s"))
+    print(f"{args.students} students, {sizes['educators']} educators: {step_seconds}")
     print(
         f"generated in {generate_s} s; exported {figures['exported_rows']} rows, "
         f"CSV {figures['csv_mib']} MiB, Parquet {figures['parquet_mib']} MiB; "

@@ -9,8 +9,8 @@ The files go to ``ROOT/DISTRICT/YEAR``, for example ``exports/d-12/2025-26``:
 
 Rows are read from the store in batches and written as they come, so memory
 stays flat whatever the district's size. Each file is written under a temporary
-name and renamed when complete, and the manifest is written last: a folder with a
-manifest holds a finished export. Folder and file names come from ids, never
+name and renamed when complete, and the manifest is written last, so a folder with a
+manifest contains a finished export. Folder and file names come from ids, never
 from free text. The export holds ids and reading figures, no names or emails.
 """
 
@@ -67,7 +67,8 @@ SCHEMA = pa.schema(
 EXPORT_COLUMNS = tuple(SCHEMA.names)
 TEXT_COLUMNS = tuple(f.name for f in SCHEMA if pa.types.is_string(f.type))
 TIME_COLUMNS = tuple(f.name for f in SCHEMA if pa.types.is_timestamp(f.type))
-# The CSV file writes times as ISO 8601 text in UTC, such as 2026-05-04T13:20:00Z.
+# The CSV file writes times as ISO 8601 text in UTC to the second, such as
+# 2026-05-04T13:20:00Z; the Parquet file keeps microseconds.
 CSV_SCHEMA = pa.schema(
     [pa.field(f.name, pa.string()) if f.name in TIME_COLUMNS else f for f in SCHEMA]
 )
@@ -284,20 +285,17 @@ def _arrow_table(batch: list[Any]) -> pa.Table:
     arrays = []
     for field, values in zip(SCHEMA, columns, strict=True):
         if field.name in TIME_COLUMNS:
-            values = [_utc(value) for value in values]
-        arrays.append(pa.array(values, type=field.type))
+            # Arrow converts times with a zone (PostgreSQL) to UTC and keeps those
+            # without one (SQLite stores UTC) as they are.
+            naive = pa.array(values, type=pa.timestamp("us"))
+            arrays.append(naive.cast(field.type))
+        else:
+            arrays.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Return a time with its zone; SQLite returns UTC times without one."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _spreadsheet_safe_table(table: pa.Table) -> pa.Table:
-    """Prefix ``'`` to text cells a spreadsheet would run, and write times as ISO."""
+    """Prefix ``'`` to text cells a spreadsheet would run; write times as ISO text."""
     for name in TEXT_COLUMNS:
         column = table[name]
         risky = pc.fill_null(
@@ -311,7 +309,8 @@ def _spreadsheet_safe_table(table: pa.Table) -> pa.Table:
                 pc.if_else(risky, quoted, column),
             )
     for name in TIME_COLUMNS:
-        text = pc.strftime(table[name], format="%Y-%m-%dT%H:%M:%SZ")
+        seconds = table[name].cast(pa.timestamp("s", tz="UTC"), safe=False)
+        text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
         table = table.set_column(table.schema.get_field_index(name), name, text)
     return table
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -236,3 +238,25 @@ def test_reading_after_the_export_stops_the_reset(district, out: Path):
         ).scalar_one()
     assert year == ENDING
     assert json.dumps(per_student()) == before
+
+
+def test_times_are_utc_to_the_second(district, out: Path):
+    export(out)
+    with (out / CSV_NAME).open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    parquet = pq.read_table(out / PARQUET_NAME).slice(0, 1).to_pylist()[0]
+    with get_engine().connect() as connection:
+        stored = connection.execute(
+            sa.select(ReadingActivity.last_read_at).where(
+                ReadingActivity.student_id == int(first["student_id"]),
+                ReadingActivity.book_id == first["book_id"].removeprefix("'"),
+                ReadingActivity.school_year == ENDING,
+            )
+        ).scalar_one()
+    if stored.tzinfo is None:
+        stored = stored.replace(tzinfo=UTC)
+
+    assert first["last_read_at"] == stored.astimezone(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert parquet["last_read_at"] == stored

@@ -387,6 +387,7 @@ def run_reset(engine, district_id: str, work: Path) -> tuple[dict, list[str]]:
             recent_assignments,
             connection,
             district_id,
+            ENDING_YEAR,
             RESET_AT,
         )
         summary = timed(

@@ -95,7 +95,7 @@ def read_reset_state(district_id: str, now: datetime) -> ResetState:
         return ResetState(
             target=target,
             counts=count_changes(connection, district_id, year, target.integrated),
-            recent=recent_assignments(connection, district_id, now),
+            recent=recent_assignments(connection, district_id, year, now),
             reading=reading_summary(connection, district_id, year).as_dict(),
         )
 

@@ -2,8 +2,9 @@
 
 ``add_year_of_activity`` adds book assignments (to students and sections, some in
 the last 14 days), bookshelf and "My Books" items, book requests in every status,
-reading activity and "My Students" rows for the ending school year, and rows of
-earlier years that an earlier reset already handled. A seed makes it repeatable.
+reading activity and "My Students" rows for the ending school year, rows of
+earlier years that an earlier reset already handled, and one assignment made for
+the new year. A seed makes it repeatable.
 Some ids start with ``=``, ``+``, ``-`` or ``@`` so that the export's spreadsheet
 guard has cells to protect.
 """
@@ -88,6 +89,13 @@ def add_year_of_activity(
                     )
                     | {"student_id": students[0]}
                 )
+            # Assigned for the new year before the reset: it stays where it is.
+            assignments.append(
+                _assignment(
+                    district_id, educator, ending_year + 1, now - timedelta(days=1)
+                )
+                | {"student_id": students[0]}
+            )
         for list_name, count in (("bookshelf", 3), ("my_books", 2)):
             for book in rng.sample(BOOK_IDS, count):
                 shelf_items.append(

@@ -108,10 +108,6 @@ class ResetTarget:
     def due(self) -> bool:
         return school_year_on(self.local_date) > self.ending_year
 
-    @property
-    def reset_done(self) -> bool:
-        return RESET in self.ledger
-
 
 def school_year_on(day: date) -> int:
     """Return the school year in force on ``day``; a year starts on August 1."""
@@ -299,9 +295,12 @@ def reset_district(
 
 
 def recent_assignments(
-    connection: Connection, district_id: str, now: datetime
+    connection: Connection, district_id: str, ending_year: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """Return the current-shelf books assigned in the last 14 days, per educator.
+    """Return the books of the ending year assigned in the last 14 days, per educator.
+
+    These are the current-shelf assignments that the reset moves to Last School
+    Year; books already assigned for the new year stay and are not listed.
 
     Each row has the educator's portal and provider ids, the provider id of the
     educator's school and the number of books, most books first. Ids only: the
@@ -320,6 +319,7 @@ def recent_assignments(
         .where(
             BookAssignment.district_id == district_id,
             BookAssignment.shelf == CURRENT_SHELF,
+            BookAssignment.school_year <= ending_year,
             BookAssignment.assigned_at >= since,
         )
         .group_by(User.id, User.provider_id, School.provider_id)

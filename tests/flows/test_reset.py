@@ -19,7 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.logging.handlers import APILogWorker
 
 from flows.daily_sync import daily_sync
 from flows.new_school_year import new_school_year_reset
@@ -213,6 +219,9 @@ def register_portal_district(district_id: str, students: int = 24) -> None:
                     "kind": kind,
                     "role": role,
                     "grade": "04" if kind == "student" else None,
+                    "given_name": f"Qwzarbindle{n}",
+                    "family_name": f"Vexmorrow{n}",
+                    "email": f"{district_id}-{n}@qwzarbindle.invalid",
                     "eligibility": "eligible" if kind == "student" else None,
                     "sis_id": "@SIS" if n == 3 else f"sis-{n}",
                     "school_id": school,
@@ -375,14 +384,24 @@ def test_reset_of_three_districts(store_url, tmp_path: Path, monkeypatch):
     for district in (INTEGRATED, PORTAL):
         assert_export(export_folder(exports, district, ENDING), district)
 
-    # The artifact lists every district with its result.
-    flow_run_id = state.state_details.flow_run_id
-    table = _table_artifact(flow_run_id)
+    # The artifact lists every district with its result, and no output names a
+    # student.
+    table, published = _published(state.state_details.flow_run_id)
     assert {row["district_id"]: row["status"] for row in table} == {
         BROKEN: "failed",
         INTEGRATED: "completed",
         PORTAL: "completed",
     }
+    exported = "".join(
+        (export_folder(exports, district, ENDING) / CSV_NAME).read_text()
+        for district in (INTEGRATED, PORTAL)
+    )
+    personal = _personal_values(after)
+    assert len(personal) > 50
+    for value in personal:
+        assert value not in published, value
+        assert value not in exported, value
+        assert value not in alerts[0].body["message"], value
 
     # A second run of each reset district changes nothing, export files included.
     export_bytes = _export_bytes(exports, (INTEGRATED, PORTAL))
@@ -445,22 +464,36 @@ def _export_bytes(root: Path, districts: tuple[str, ...]) -> dict[str, bytes]:
     }
 
 
-def _table_artifact(flow_run_id: Any) -> list[dict[str, Any]]:
-    async def read() -> list[Any]:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
-                )
+def _published(flow_run_id: Any) -> tuple[list[dict[str, Any]], str]:
+    """Return the run's table artifact, and its artifacts and logs as one text."""
+    APILogWorker.drain_all(timeout=5)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
             )
-
-    import asyncio
-
-    artifacts = asyncio.run(read())
+        )
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
     tables = [a for a in artifacts if a.type == "table"]
     assert len(tables) == 1
     data = tables[0].data
-    return json.loads(data) if isinstance(data, str) else data
+    table = json.loads(data) if isinstance(data, str) else data
+    text = "\n".join(
+        [json.dumps(a.data) for a in artifacts] + [log.message for log in logs]
+    )
+    return table, text
+
+
+def _personal_values(state: dict[str, list[dict[str, str]]]) -> set[str]:
+    """Every name and email of a user in the store."""
+    return {
+        row[column]
+        for row in state["users"]
+        for column in ("given_name", "family_name", "email")
+        if row[column] not in ("None", "")
+    }
 
 
 def test_reset_before_august_first_changes_nothing(store_url, tmp_path: Path):

@@ -110,3 +110,22 @@ def test_reset_help_lists_exit_codes(capsys):
         main(["reset", "--help"])
 
     assert "4  the district's August 1 has not come" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rules", "list", "p"],
+        ["mapping", "list", "p"],
+        ["district", "update", "p", "--retention-days", "30"],
+    ],
+    ids=["rules", "mapping", "update"],
+)
+def test_integration_commands_name_the_missing_integration(store_url, capsys, command):
+    add_portal_district("p")
+    capsys.readouterr()
+
+    status = main(command)
+
+    assert status == 2
+    assert "'p' has no roster integration" in capsys.readouterr().err

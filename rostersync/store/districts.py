@@ -189,6 +189,16 @@ def add_district(
         )
 
 
+def no_integration_message(district_id: str) -> str:
+    """Return the error message for a district registered without an integration."""
+    return (
+        f"District {district_id!r} has no roster integration (it was registered "
+        f"with --provider {NO_INTEGRATION}), so it has no sync, sharing rules or "
+        "school mapping to change. Only the New School Year reset and the purge "
+        "apply to it."
+    )
+
+
 def _add_district_row(
     engine: Engine,
     district_id: str,
@@ -275,11 +285,13 @@ def update_district(
         integration = session.scalar(
             select(Integration).where(Integration.district_id == district_id)
         )
-        if district is None or integration is None:
+        if district is None:
             raise ConfigurationError(
                 f"District {district_id!r} is not registered; add it with "
                 "`rostersync district add`."
             )
+        if integration is None:
+            raise ConfigurationError(no_integration_message(district_id))
         before = _settings_of(district, integration)
         if removal_threshold == DEFAULT_THRESHOLD:
             district.removal_threshold = None
@@ -545,11 +557,7 @@ def load_integration(
                 "`rostersync district add`."
             )
         if integration is None:
-            raise ConfigurationError(
-                f"District {district_id!r} has no roster integration (it was "
-                f"registered with --provider {NO_INTEGRATION}), so it has nothing "
-                "to sync."
-            )
+            raise ConfigurationError(no_integration_message(district_id))
         connection = session.connection()
         if today is None:
             today = datetime.now(ZoneInfo(district.timezone)).date()

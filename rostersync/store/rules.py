@@ -20,6 +20,7 @@ from rostersync.store.models import (
     ACTIVE,
     ARCHIVED,
     OPERATOR_MANAGED,
+    District,
     Integration,
     IntegrationChange,
     School,
@@ -40,6 +41,13 @@ def integration_id_of(connection: Connection, district_id: str) -> int:
         select(Integration.id).where(Integration.district_id == district_id)
     ).scalar_one_or_none()
     if found is None:
+        from rostersync.store.districts import no_integration_message
+
+        registered = connection.execute(
+            select(District.id).where(District.id == district_id)
+        ).first()
+        if registered is not None:
+            raise ConfigurationError(no_integration_message(district_id))
         raise ConfigurationError(
             f"District {district_id!r} is not registered; add it with "
             "`rostersync district add`."

@@ -64,7 +64,7 @@ from rostersync.store.models import (
 )
 from rostersync.store.reset import (
     count_changes,
-    reading_rows_per_student,
+    reading_per_student,
     reading_summary,
     recent_assignments,
     reset_district,
@@ -414,7 +414,7 @@ def run_reset(engine, district_id: str, work: Path) -> tuple[dict, list[str]]:
         per_student = timed(
             figures,
             "rows_per_student_s",
-            reading_rows_per_student,
+            reading_per_student,
             connection,
             district_id,
             ENDING_YEAR,

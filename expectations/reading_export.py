@@ -1,9 +1,12 @@
 """Expectations on a reading-history export, checked before the New School Year reset.
 
-The validated frame has one row per student: ``student_id``, ``store_rows`` (the
-student's reading rows in the store), ``csv_rows`` and ``parquet_rows`` (the
-student's rows in each file), with a missing value where the student is absent.
-Every expectation is blocking: a failed one stops the district's reset.
+The validated frame has one row per student found in the store or in either file.
+For the store and for each file (prefix ``store``, ``csv`` or ``parquet``) it has
+the student's rows, seconds read, distinct books and total characters of book ids,
+with a missing value where the student is absent. Each file also has
+``*_foreign``, its rows of another district or school year than the manifest's,
+and ``*_missing``, True when the store has reading for the student and the file
+has none. Every expectation is blocking: a failed one stops the district's reset.
 """
 
 from __future__ import annotations
@@ -17,19 +20,18 @@ if TYPE_CHECKING:
 
 ENTITY = "reading_export"
 ID_COLUMNS = ("student_id",)
-FILE_COLUMNS = ("csv_rows", "parquet_rows")
+FILES = {"csv": "CSV", "parquet": "Parquet"}
+# Per-student figures of the store and of each file.
+FIGURES = ("rows", "seconds", "books", "book_characters")
 
 # Suite parameters: students with reading in the store, and each file's row count
 # in the manifest.
 STORE_STUDENTS = "store_students"
-MANIFEST_ROWS = {
-    "csv_rows": "csv_manifest_rows",
-    "parquet_rows": "parquet_manifest_rows",
-}
+MANIFEST_ROWS = {name: f"{name}_manifest_rows" for name in FILES}
 
 
 def build_suite() -> gx.ExpectationSuite:
-    """Build the suite that compares the export's rows with the store's."""
+    """Build the suite that compares the export's files with the store."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -53,39 +55,72 @@ def build_suite() -> gx.ExpectationSuite:
             ),
         ),
     ]
-    for column in FILE_COLUMNS:
-        label = column.removesuffix("_rows").upper()
-        expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=column,
-                **check_fields(
-                    f"{column}_has_every_student",
-                    BLOCKING,
-                    "{count} students with reading in the store are missing from "
-                    "the " + label + " file, for example {examples}.",
-                ),
+    for name, label in FILES.items():
+        expectations += _file_expectations(gxe, name, label)
+    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+
+
+def _file_expectations(gxe, name: str, label: str) -> list:
+    """Return the expectations on one file's figures."""
+    expectations = [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=f"{name}_missing",
+            value_set=[False],
+            **check_fields(
+                f"{name}_has_every_student",
+                BLOCKING,
+                "{count} students with reading in the store are missing from the "
+                + label
+                + " file, for example {examples}.",
             ),
+        ),
+        gxe.ExpectColumnPairValuesToBeEqual(
+            column_A=f"{name}_books",
+            column_B=f"{name}_rows",
+            **check_fields(
+                f"{name}_books_are_unique",
+                BLOCKING,
+                "{count} students have a book on more than one row of the "
+                + label
+                + " file, for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=f"{name}_foreign",
+            value_set=[0],
+            **check_fields(
+                f"{name}_has_only_this_district_and_year",
+                BLOCKING,
+                "{count} students have rows of another district or school year in "
+                "the " + label + " file, for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnSumToBeBetween(
+            column=f"{name}_rows",
+            min_value={"$PARAMETER": MANIFEST_ROWS[name]},
+            max_value={"$PARAMETER": MANIFEST_ROWS[name]},
+            **check_fields(
+                f"{name}_rows_match_manifest",
+                BLOCKING,
+                "The " + label + " file has {observed} rows, but its manifest "
+                "says {expected}.",
+            ),
+        ),
+    ]
+    for figure in ("rows", "seconds", "book_characters"):
+        expectations.append(
             gxe.ExpectColumnPairValuesToBeEqual(
-                column_A="store_rows",
-                column_B=column,
+                column_A=f"store_{figure}",
+                column_B=f"{name}_{figure}",
                 **check_fields(
-                    f"{column}_match_store",
+                    f"{name}_{figure}_match_store",
                     BLOCKING,
-                    "{count} students have another number of rows in the "
+                    "{count} students have other "
+                    + figure.replace("_", " ")
+                    + " in the "
                     + label
                     + " file than in the store, for example {examples}.",
                 ),
-            ),
-            gxe.ExpectColumnSumToBeBetween(
-                column=column,
-                min_value={"$PARAMETER": MANIFEST_ROWS[column]},
-                max_value={"$PARAMETER": MANIFEST_ROWS[column]},
-                **check_fields(
-                    f"{column}_match_manifest",
-                    BLOCKING,
-                    "The " + label + " file has {observed} rows, but its manifest "
-                    "says {expected}.",
-                ),
-            ),
-        ]
-    return gx.ExpectationSuite(name=f"rostersync.{ENTITY}", expectations=expectations)
+            )
+        )
+    return expectations

@@ -24,9 +24,12 @@ from rostersync.store.runs import utc_now
 from tasks.alert import alert_flow_outcome, current_flow_run_id
 from tasks.reset import (
     FLOW_NAME,
+    ExportCheckError,
     check_and_record_export,
     close_stopped_runs,
+    district_reset_lock,
     export_history,
+    export_is_current,
     list_all_districts,
     list_due_districts,
     read_reset_state,
@@ -39,6 +42,7 @@ from tasks.store import start_sync_run
 COMPLETED = "completed"
 ALREADY_RESET = "already_reset"
 NOT_DUE = "not_due"
+BUSY = "busy"
 FAILED = "failed"
 
 # Educators listed per district in the recent-assignments artifact.
@@ -124,11 +128,14 @@ def new_school_year_reset(
 def _new_report(district_id: str, dry_run: bool) -> dict[str, Any]:
     """Return a district's report before anything is known.
 
-    Keys: district_id, status (COMPLETED, ALREADY_RESET, NOT_DUE or FAILED),
-    dry_run, integrated, ending_year and new_year (as "2025-26"), run_id,
-    counts (keyed by COUNT_KEYS: what changed, or for a dry run what would),
-    export (folder, rows, students, reused), recent_assignments (books and
-    educators in the last 14 days, and the educators' ids) and reason.
+    Keys: district_id, status (COMPLETED, ALREADY_RESET, NOT_DUE, BUSY or
+    FAILED), dry_run, integrated, ending_year and new_year (as "2025-26"),
+    run_id, counts (keyed by COUNT_KEYS: what changed, or for a dry run what
+    would, and empty otherwise), export (folder, and rows and students counted
+    in its files; reused when an earlier run wrote it, refreshed when reading
+    arrived during the reset, stale when that reading could not be exported),
+    recent_assignments (books and educators in the last 14 days, with the
+    educators' ids) and reason.
     """
     return {
         "district_id": district_id,
@@ -184,13 +191,14 @@ def _run_reset(
         integrated=target.integrated,
         ending_year=year_label(year),
         new_year=year_label(target.new_year),
-        counts=state.counts,
-        export={"folder": None, "rows": state.reading["rows"]},
         recent_assignments={
             "books": sum(row["books"] for row in state.recent),
             "educators": state.recent,
         },
     )
+    if not target.due and not dry_run:
+        _not_due(report, target)
+        return
     if state.recent:
         logger.warning(
             "district %s: %d books were assigned in the last %d days by %d "
@@ -200,51 +208,63 @@ def _run_reset(
             RECENT_ASSIGNMENT_DAYS,
             len(state.recent),
         )
-    if not target.due and not dry_run:
-        _not_due(report, target)
-        return
-    run_counts = {
-        "export": {
-            "rows": state.reading["rows"],
-            "students": state.reading["students"],
-        },
-        "recent_assignments": {"books": report["recent_assignments"]["books"]},
-    }
-    report["run_id"] = start_sync_run(
-        district_id, FLOW_NAME, current_flow_run_id(), dry_run
-    )
     if dry_run:
+        report["run_id"] = start_sync_run(
+            district_id, FLOW_NAME, current_flow_run_id(), True
+        )
         report["status"] = COMPLETED
+        report["counts"] = state.counts
+        report["export"] = {"rows": state.reading["rows"]}
         report["reason"] = (
             f"Dry run: nothing was exported or changed. The reset of "
-            f"{year_label(year)} would make the changes counted."
+            f"{year_label(year)} would make the changes counted, and export "
+            f"{state.reading['rows']} reading rows."
         )
         record_reset_run(
             report["run_id"],
             COMPLETED,
             report["reason"],
-            {**run_counts, "reset": state.counts},
+            {"reset": state.counts, "export": {"rows": state.reading["rows"]}},
         )
         return
-    stopped = close_stopped_runs(district_id, report["run_id"])
-    if stopped:
-        logger.warning(
-            "district %s: resuming %d reset runs that stopped before they finished",
-            district_id,
-            stopped,
+    with district_reset_lock(root, district_id, year) as held:
+        if not held:
+            report["status"] = BUSY
+            report["reason"] = (
+                "Another reset of this district is running; nothing was done. It "
+                "finishes the reset, or a later run resumes it."
+            )
+            return
+        report["run_id"] = start_sync_run(
+            district_id, FLOW_NAME, current_flow_run_id(), False
         )
-    export = export_history(district_id, year, root)
-    if not export.reused:
-        check_and_record_export(district_id, year, export)
-    report["export"] = _export_report(export)
+        stopped = close_stopped_runs(district_id, report["run_id"])
+        if stopped:
+            logger.warning(
+                "district %s: resuming %d reset runs that stopped before they finished",
+                district_id,
+                stopped,
+            )
+        _export_and_reset(report, state, root)
+
+
+def _export_and_reset(report: dict[str, Any], state: Any, root: Path) -> None:
+    """Export, check and reset one due district; write the outcome in its report."""
+    logger = get_run_logger()
+    district_id = report["district_id"]
+    year = state.target.ending_year
+    recent = {"books": report["recent_assignments"]["books"]}
+    export, check = _checked_export(district_id, year, root)
+    report["export"] = _export_report(export, check)
+    run_counts = {"export": _run_export_counts(check), "recent_assignments": recent}
     try:
         counts = reset_in_store(district_id, year, export, report["run_id"], run_counts)
     except ExportOutdatedError as exc:
         # Reading arrived between the export and the reset: export once more.
         logger.warning("district %s: %s", district_id, exc)
-        export = export_history(district_id, year, root, force=True)
-        check_and_record_export(district_id, year, export)
-        report["export"] = _export_report(export)
+        export, check = _checked_export(district_id, year, root, force=True)
+        report["export"] = _export_report(export, check)
+        run_counts["export"] = _run_export_counts(check)
         counts = reset_in_store(district_id, year, export, report["run_id"], run_counts)
     if counts is None:
         report["status"] = ALREADY_RESET
@@ -256,9 +276,64 @@ def _run_reset(
         "district %s: reset from %s to %s: %s",
         district_id,
         year_label(year),
-        year_label(target.new_year),
+        year_label(year + 1),
         ", ".join(f"{counts[key]} {key}" for key in COUNT_KEYS if key in counts),
     )
+    _refresh_after_reset(report, export, root)
+
+
+def _checked_export(
+    district_id: str, year: int, root: Path, force: bool = False
+) -> tuple[Any, Any]:
+    """Write (or keep) the export and check it; try a second export once.
+
+    A change of the reading while it was exported, or an export that fails its
+    checks, gets one more export. A second failure raises.
+    """
+    logger = get_run_logger()
+    try:
+        export = export_history(district_id, year, root, force=force)
+        return export, check_and_record_export(district_id, year, export)
+    except (ExportOutdatedError, ExportCheckError) as exc:
+        logger.warning("district %s: %s; exporting once more", district_id, exc)
+    export = export_history(district_id, year, root, force=True)
+    return export, check_and_record_export(district_id, year, export)
+
+
+def _refresh_after_reset(report: dict[str, Any], export: Any, root: Path) -> None:
+    """Export the ending year again when reading arrived during the reset.
+
+    The reset leaves the ending year's reading rows as they are, so an export
+    written after it is as valid as one written before.
+    """
+    logger = get_run_logger()
+    district_id = report["district_id"]
+    year = export.manifest["school_year"]
+    try:
+        if export_is_current(district_id, year, export):
+            return
+        logger.warning(
+            "district %s: reading of %s arrived during the reset; exporting again",
+            district_id,
+            year_label(year),
+        )
+        export, check = _checked_export(district_id, year, root, force=True)
+    except RostersyncError as exc:
+        report["reason"] = (
+            f"The reset completed, but reading of {year_label(year)} that arrived "
+            f"during it could not be exported: {exc}"
+        )
+        report["export"]["stale"] = True
+        logger.error("district %s: %s", district_id, report["reason"])
+        alert_flow_outcome(
+            district_id, FLOW_NAME, "export_stale", report["reason"], report["run_id"]
+        )
+        return
+    report["export"] = {**_export_report(export, check), "refreshed": True}
+
+
+def _run_export_counts(check: Any) -> dict[str, int]:
+    return {"rows": check.rows, "students": check.students}
 
 
 def _not_due(report: dict[str, Any], target: Any) -> None:
@@ -282,11 +357,12 @@ def _not_due(report: dict[str, Any], target: Any) -> None:
     )
 
 
-def _export_report(export: Any) -> dict[str, Any]:
+def _export_report(export: Any, check: Any) -> dict[str, Any]:
+    """Return the export's folder, and its rows and students counted in its files."""
     return {
         "folder": str(export.folder),
-        "rows": export.manifest["store"]["rows"],
-        "students": export.manifest["store"]["students"],
+        "rows": check.rows,
+        "students": check.students,
         "reused": export.reused,
     }
 

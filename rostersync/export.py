@@ -20,10 +20,11 @@ import hashlib
 import json
 import os
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, select
 
+from rostersync.errors import RostersyncError
 from rostersync.store.models import ReadingActivity, School, User
 from rostersync.store.reset import (
     ExportOutdatedError,
@@ -73,13 +75,22 @@ CSV_SCHEMA = pa.schema(
     [pa.field(f.name, pa.string()) if f.name in TIME_COLUMNS else f for f in SCHEMA]
 )
 
-# A spreadsheet program runs a cell that starts with one of these as a formula.
-# Tab and carriage return are on the list too: some programs drop them first.
-FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-_FORMULA_START_PATTERN = r"^[=+\-@\t\r]"
+# A spreadsheet program runs a cell that starts with =, +, - or @ as a formula.
+# Tab and carriage return are on the list too, because some programs drop them
+# first. A value that starts with ' gets a second one, so that removing one
+# leading ' from a CSV cell always gives the stored value back.
+# Spaces before a formula character and the full-width forms of the characters
+# are guarded as well.
+_GUARDED_START_PATTERN = "^(?:['\t\r]|[ \t\n\f\r]*[=+\\-@＝＋－＠])"
+GUARDED_START = re.compile(_GUARDED_START_PATTERN)
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+# Lowercase only, so that folder names differ on case-insensitive file systems,
+# and no trailing dot, which Windows drops.
+_SAFE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_.-]{0,62}[a-z0-9_-])?")
+# The end of a hashed folder name; an id that ends so is hashed too, so that it
+# cannot name the folder of another id.
+_HASHED_END = re.compile(r"-[0-9a-f]{12}$")
+_UNSAFE_CHARACTERS = re.compile(r"[^a-z0-9_.-]+")
 _RESERVED_NAMES = frozenset(
     {"con", "prn", "aux", "nul"}
     | {f"com{n}" for n in range(10)}
@@ -90,16 +101,27 @@ _RESERVED_NAMES = frozenset(
 def district_folder_name(district_id: str) -> str:
     """Return a folder name for the district: its id, or a safe form of it.
 
-    An id of letters, digits, ``_``, ``.`` and ``-`` that starts with a letter or
-    digit is used as it is. Any other id keeps its safe characters and gets the
-    first 12 hex digits of its SHA-256, so two ids never share a folder.
+    An id of lowercase letters, digits, ``_``, ``.`` and ``-`` that starts with a
+    letter or digit, does not end with a dot, and does not end like a hashed name
+    is used as it is. Any other id, one with an uppercase letter included, keeps
+    its safe characters in lowercase and gets ``-`` and the first 12 hex digits of
+    its SHA-256. So two ids never share a folder, even on a file system that
+    ignores case.
     """
-    stem = district_id.split(".")[0].lower()
-    if _SAFE_NAME.fullmatch(district_id) and stem not in _RESERVED_NAMES:
+    stem = district_id.split(".")[0]
+    if (
+        _SAFE_NAME.fullmatch(district_id)
+        and stem not in _RESERVED_NAMES
+        and not _HASHED_END.search(district_id)
+    ):
         return district_id
     digest = hashlib.sha256(district_id.encode()).hexdigest()[:12]
-    safe = _UNSAFE_CHARACTERS.sub("_", district_id).strip("._-")[:40]
+    safe = _UNSAFE_CHARACTERS.sub("_", district_id.lower()).strip("._-")[:40]
     return f"{safe}-{digest}" if safe else f"district-{digest}"
+
+
+class ExportFolderError(RostersyncError):
+    """The export folder cannot be used: a symbolic link, or not a folder."""
 
 
 def export_folder(root: Path, district_id: str, school_year: int) -> Path:
@@ -107,9 +129,35 @@ def export_folder(root: Path, district_id: str, school_year: int) -> Path:
     return root / district_folder_name(district_id) / year_label(school_year)
 
 
+def prepare_folder(root: Path, district_id: str, school_year: int) -> Path:
+    """Create the district's export folder under ``root`` and return it.
+
+    The district's folder and the year's folder must be real folders: a symbolic
+    link there could send the export, or a write, outside ``root``. Raises
+    ExportFolderError for one, and OSError when a folder cannot be created.
+    """
+    folder = export_folder(root, district_id, school_year)
+    root.mkdir(parents=True, exist_ok=True)
+    for path in (folder.parent, folder):
+        if not path.is_symlink() and not path.exists():
+            path.mkdir(exist_ok=True)
+        if path.is_symlink() or not path.is_dir():
+            raise ExportFolderError(
+                f"District {district_id}: {path} is a symbolic link or not a "
+                "folder, and the export writes only into real folders under the "
+                "export root. Remove it, or pass another export folder."
+            )
+    return folder
+
+
 def spreadsheet_safe(value: str) -> str:
-    """Return the text with a leading ``'`` when a spreadsheet would run it."""
-    return "'" + value if FORMULA_START.match(value) else value
+    """Return the text as the CSV file writes it: with a leading ``'`` when guarded."""
+    return "'" + value if GUARDED_START.match(value) else value
+
+
+def stored_value(cell: str) -> str:
+    """Return the stored value of a CSV text cell: without one leading ``'``."""
+    return cell.removeprefix("'")
 
 
 def export_reading_history(
@@ -129,31 +177,28 @@ def export_reading_history(
     the files were written; a second try writes them again.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stopped_partials(folder)
     before = reading_summary(connection, district_id, school_year)
-    csv_partial = folder / f".{CSV_NAME}.partial"
-    parquet_partial = folder / f".{PARQUET_NAME}.partial"
-    rows = 0
-    with (
-        pa.OSFile(str(csv_partial), "wb") as csv_sink,
-        pacsv.CSVWriter(
-            csv_sink, CSV_SCHEMA, write_options=_csv_options()
-        ) as csv_writer,
-        pq.ParquetWriter(str(parquet_partial), SCHEMA, compression="zstd") as parquet,
-    ):
-        # Options on the statement, not the connection, which keeps them after.
-        result = connection.execute(
-            _export_query(district_id, school_year).execution_options(
-                stream_results=True, yield_per=batch_rows
-            )
+    # Each process writes its own temporary files, so two exports of one folder
+    # at once cannot take each other's files away.
+    csv_partial = folder / f".{CSV_NAME}.{_PARTIAL_OWNER}.partial"
+    parquet_partial = folder / f".{PARQUET_NAME}.{_PARTIAL_OWNER}.partial"
+    try:
+        rows = _write_files(
+            connection,
+            district_id,
+            school_year,
+            csv_partial,
+            parquet_partial,
+            batch_rows,
+            progress,
         )
-        for batch in result.partitions():
-            table = _arrow_table(batch)
-            parquet.write_table(table)
-            csv_writer.write_table(_spreadsheet_safe_table(table))
-            rows += table.num_rows
-            if progress is not None:
-                progress(rows)
-    after = reading_summary(connection, district_id, school_year)
+        after = reading_summary(connection, district_id, school_year)
+    except BaseException:
+        # A failed export leaves no partial file with reading data behind.
+        csv_partial.unlink(missing_ok=True)
+        parquet_partial.unlink(missing_ok=True)
+        raise
     if after != before or after.rows != rows:
         csv_partial.unlink(missing_ok=True)
         parquet_partial.unlink(missing_ok=True)
@@ -192,6 +237,48 @@ def export_reading_history(
     return manifest
 
 
+def _write_files(
+    connection: Connection,
+    district_id: str,
+    school_year: int,
+    csv_partial: Path,
+    parquet_partial: Path,
+    batch_rows: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Stream the year's reading into both temporary files; return the rows."""
+    rows = 0
+    with (
+        _create(csv_partial) as csv_handle,
+        _create(parquet_partial) as parquet_handle,
+        pacsv.CSVWriter(
+            csv_handle, CSV_SCHEMA, write_options=_csv_options()
+        ) as csv_writer,
+        pq.ParquetWriter(parquet_handle, SCHEMA, compression="zstd") as parquet,
+    ):
+        # Options on the statement, not the connection, which keeps them after.
+        result = connection.execute(
+            _export_query(district_id, school_year).execution_options(
+                stream_results=True, yield_per=batch_rows
+            )
+        )
+        for batch in result.partitions():
+            table = _arrow_table(batch)
+            parquet.write_table(table)
+            csv_writer.write_table(_spreadsheet_safe_table(table))
+            rows += table.num_rows
+            if progress is not None:
+                progress(rows)
+    return rows
+
+
+def _create(path: Path) -> BinaryIO:
+    """Open a new file for writing; never follow or reuse a link at ``path``."""
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o644), "wb")
+
+
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """Return the folder's manifest, or None when there is none or it is unreadable."""
     try:
@@ -202,15 +289,11 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def manifest_summary(manifest: dict[str, Any]) -> ReadingSummary:
-    """Return the store's figures recorded in a manifest."""
-    store = manifest["store"]
-    last = store.get("last_read_at")
-    return ReadingSummary(
-        rows=int(store["rows"]),
-        students=int(store["students"]),
-        seconds_read=int(store["seconds_read"]),
-        last_read_at=datetime.fromisoformat(last) if last else None,
-    )
+    """Return the store's figures recorded in a manifest.
+
+    Raises KeyError, TypeError or ValueError when the manifest lacks them.
+    """
+    return ReadingSummary.from_dict(manifest["store"])
 
 
 def file_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
@@ -226,6 +309,9 @@ def file_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
             problems.append(f"the manifest lists an unknown file {name!r}")
             continue
         path = folder / name
+        if path.is_symlink():
+            problems.append(f"{name} is a symbolic link, not the exported file")
+            continue
         if not path.is_file():
             problems.append(f"{name} is missing from {folder}")
             continue
@@ -299,7 +385,7 @@ def _spreadsheet_safe_table(table: pa.Table) -> pa.Table:
     for name in TEXT_COLUMNS:
         column = table[name]
         risky = pc.fill_null(
-            pc.match_substring_regex(column, _FORMULA_START_PATTERN), False
+            pc.match_substring_regex(column, _GUARDED_START_PATTERN), False
         )
         if pc.any(risky).as_py():
             quoted = pc.binary_join_element_wise("'", column, "")
@@ -319,13 +405,42 @@ def _csv_options() -> pacsv.WriteOptions:
     return pacsv.WriteOptions(include_header=True, quoting_style="needed")
 
 
+_PARTIAL_OWNER = f"{socket.gethostname()}-{os.getpid()}"
+_PARTIAL_NAME = re.compile(r"^\.[^/]+\.(?P<host>[^/]+)-(?P<pid>\d+)\.partial$")
+
+
+def _remove_stopped_partials(folder: Path) -> None:
+    """Delete temporary files that a stopped process of this host left behind."""
+    host = socket.gethostname()
+    for path in folder.glob(".*.partial"):
+        match = _PARTIAL_NAME.match(path.name)
+        if match is None or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or _process_exists(pid):
+            continue
+        path.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fsync(path: Path) -> None:
     with path.open("rb+") as handle:
         os.fsync(handle.fileno())
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    _fsync(partial)
+    partial = path.with_name(f".{path.name}.{_PARTIAL_OWNER}.partial")
+    with _create(partial) as handle:
+        handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(partial, path)

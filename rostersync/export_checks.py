@@ -28,10 +28,14 @@ _MAX_EXAMPLES = 5
 
 @dataclass(frozen=True)
 class ExportCheck:
-    """The outcome of an export check: one message per failed check."""
+    """The outcome of an export check: one message per failed check, and figures.
+
+    ``rows`` and ``students`` are counted in the CSV file.
+    """
 
     problems: list[str]
     students: int
+    rows: int
 
     @property
     def passed(self) -> bool:
@@ -39,54 +43,122 @@ class ExportCheck:
 
 
 def check_export(
-    folder: Path, manifest: dict[str, Any], store_rows: dict[int, int]
+    folder: Path,
+    manifest: dict[str, Any],
+    store: dict[int, tuple[int, int, int, int]],
 ) -> ExportCheck:
-    """Check the export in ``folder`` against ``store_rows`` (rows per student)."""
+    """Check the export in ``folder`` against the store's figures per student.
+
+    ``store`` maps each student with reading to its rows, seconds read, distinct
+    books and characters of book ids, as ``reading_per_student`` returns them.
+    """
     problems = file_problems(folder, manifest)
     if problems:
-        return ExportCheck(problems, len(store_rows))
-    frame = _per_student_frame(folder, store_rows)
+        return ExportCheck(problems, 0, 0)
+    district_id = manifest["district_id"]
+    school_year = int(manifest["school_year"])
+    frame = pd.DataFrame(
+        [(student, *figures) for student, figures in store.items()],
+        columns=["student_id", *(f"store_{f}" for f in suite_module.FIGURES)],
+    )
+    frame["student_id"] = frame["student_id"].astype("int64")
+    for name, table in (
+        ("csv", _read_csv(folder / CSV_NAME)),
+        ("parquet", _read_parquet(folder / PARQUET_NAME)),
+    ):
+        figures = _file_figures(table, name, district_id, school_year)
+        frame = frame.merge(figures, on="student_id", how="outer")
+    number_columns = [c for c in frame.columns if c != "student_id"]
+    # A missing figure is NaN: Great Expectations cannot compare pandas' NA.
+    frame[number_columns] = frame[number_columns].astype("float64")
+    for name in suite_module.FILES:
+        frame[f"{name}_missing"] = (
+            frame["store_rows"].notna() & frame[f"{name}_rows"].isna()
+        )
+    frame = frame.sort_values("student_id").reset_index(drop=True)
     manifest_rows = {entry["name"]: int(entry["rows"]) for entry in manifest["files"]}
     parameters = {
-        suite_module.STORE_STUDENTS: len(store_rows),
-        suite_module.MANIFEST_ROWS["csv_rows"]: manifest_rows[CSV_NAME],
-        suite_module.MANIFEST_ROWS["parquet_rows"]: manifest_rows[PARQUET_NAME],
+        suite_module.STORE_STUDENTS: len(store),
+        suite_module.MANIFEST_ROWS["csv"]: manifest_rows[CSV_NAME],
+        suite_module.MANIFEST_ROWS["parquet"]: manifest_rows[PARQUET_NAME],
     }
-    return ExportCheck(_validate(frame, parameters), len(store_rows))
+    csv_rows = frame["csv_rows"]
+    return ExportCheck(
+        _validate(frame, parameters),
+        students=int(csv_rows.notna().sum()),
+        rows=int(csv_rows.sum()),
+    )
 
 
-def _per_student_frame(folder: Path, store_rows: dict[int, int]) -> pd.DataFrame:
-    store = pd.DataFrame(
+_CHECKED_COLUMNS = (
+    "district_id",
+    "school_year",
+    "student_id",
+    "book_id",
+    "seconds_read",
+)
+
+
+def _read_csv(path: Path) -> pa.Table:
+    """Read the checked columns of the CSV file, with the ``'`` guard removed."""
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            include_columns=list(_CHECKED_COLUMNS),
+            column_types={
+                "district_id": pa.string(),
+                "school_year": pa.int64(),
+                "student_id": pa.int64(),
+                "book_id": pa.string(),
+                "seconds_read": pa.int64(),
+            },
+            strings_can_be_null=False,
+        ),
+    )
+    for name in ("district_id", "book_id"):
+        stored = pc.replace_substring_regex(table[name], pattern="^'", replacement="")
+        table = table.set_column(table.schema.get_field_index(name), name, stored)
+    return table
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    return pq.read_table(path, columns=list(_CHECKED_COLUMNS))
+
+
+def _file_figures(
+    table: pa.Table, name: str, district_id: str, school_year: int
+) -> pd.DataFrame:
+    """Return one file's rows, seconds, books, book characters and foreign rows."""
+    foreign = pc.or_(
+        pc.not_equal(table["district_id"], district_id),
+        pc.not_equal(table["school_year"].cast(pa.int64()), school_year),
+    )
+    data = pa.table(
         {
-            "student_id": pd.array(list(store_rows), dtype="int64"),
-            "store_rows": pd.array(list(store_rows.values()), dtype="Int64"),
+            "student_id": table["student_id"],
+            "seconds": pc.fill_null(table["seconds_read"], 0),
+            "book_id": table["book_id"],
+            "book_characters": pc.fill_null(pc.utf8_length(table["book_id"]), 0),
+            "foreign": pc.fill_null(foreign, True).cast(pa.int64()),
         }
     )
-    csv_ids = pacsv.open_csv(
-        folder / CSV_NAME,
-        convert_options=pacsv.ConvertOptions(
-            include_columns=["student_id"], column_types={"student_id": pa.int64()}
-        ),
-    ).read_all()["student_id"]
-    parquet_ids = pq.read_table(folder / PARQUET_NAME, columns=["student_id"])[
-        "student_id"
-    ]
-    frame = store
-    for column, ids in (("csv_rows", csv_ids), ("parquet_rows", parquet_ids)):
-        frame = frame.merge(_counts(ids, column), on="student_id", how="outer")
-    # A missing count is NaN: Great Expectations cannot compare pandas' NA.
-    counts = ["store_rows", "csv_rows", "parquet_rows"]
-    frame[counts] = frame[counts].astype("float64")
-    return frame.sort_values("student_id").reset_index(drop=True)
-
-
-def _counts(ids: pa.ChunkedArray, column: str) -> pd.DataFrame:
-    """Return the rows per student id of one file, as a frame."""
-    counts = pc.value_counts(ids)
+    grouped = data.group_by("student_id").aggregate(
+        [
+            ("book_id", "count", pc.CountOptions(mode="all")),
+            ("seconds", "sum"),
+            ("book_id", "count_distinct", pc.CountOptions(mode="all")),
+            ("book_characters", "sum"),
+            ("foreign", "sum"),
+        ]
+    )
     return pd.DataFrame(
         {
-            "student_id": pd.array(counts.field("values").to_pylist(), dtype="int64"),
-            column: pd.array(counts.field("counts").to_pylist(), dtype="Int64"),
+            "student_id": grouped["student_id"].to_numpy(),
+            f"{name}_rows": grouped["book_id_count"].to_numpy(),
+            f"{name}_seconds": grouped["seconds_sum"].to_numpy(),
+            f"{name}_books": grouped["book_id_count_distinct"].to_numpy(),
+            f"{name}_book_characters": grouped["book_characters_sum"].to_numpy(),
+            f"{name}_foreign": grouped["foreign_sum"].to_numpy(),
         }
     )
 

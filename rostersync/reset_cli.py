@@ -16,8 +16,10 @@ RESET_EPILOG = """exit codes:
   2  the command line is invalid, the district is not registered, or the
      store cannot be opened; no flow ran
   4  the district's August 1 has not come in its time zone; nothing changed
+  5  another reset of the district is running; nothing was done
 """
 EXIT_NOT_DUE = 4
+EXIT_BUSY = 5
 
 
 def add_reset_command(commands: Any) -> None:
@@ -57,11 +59,11 @@ def add_reset_command(commands: Any) -> None:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from flows.new_school_year import NOT_DUE, new_school_year_reset
+    from flows.new_school_year import BUSY, NOT_DUE, new_school_year_reset
     from rostersync.cli import run_flow
 
-    if args.district_id is not None:
-        _registered(args.district_id)
+    # An unknown district or an unusable store is found before a flow run starts.
+    _registered(args.district_id)
     export_dir = (
         str(args.export_dir.expanduser().resolve()) if args.export_dir else None
     )
@@ -81,6 +83,8 @@ def _reset(args: argparse.Namespace) -> int:
             _print_report(report)
     if not state.is_completed():
         return 1
+    if any(report["status"] == BUSY for report in reports):
+        return EXIT_BUSY
     if any(report["status"] == NOT_DUE for report in reports):
         return EXIT_NOT_DUE
     return 0
@@ -96,6 +100,8 @@ def _print_report(report: dict[str, Any]) -> None:
     export = report.get("export") or {}
     if export.get("folder"):
         kept = ", kept from an earlier run" if export.get("reused") else ""
+        if export.get("refreshed"):
+            kept = ", written again with reading that arrived during the reset"
         print(
             f"  export: {export['rows']} rows of {export['students']} students in "
             f"{export['folder']}{kept}"
@@ -113,8 +119,12 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"  run: {report['run_id']}", file=sys.stderr)
 
 
-def _registered(district_id: str) -> None:
-    """Raise ConfigurationError when the district is not registered."""
+def _registered(district_id: str | None) -> None:
+    """Raise when the store cannot be read or the district is not registered.
+
+    StoreError and ConfigurationError both exit 2. Without a district id only the
+    store is read.
+    """
     from sqlalchemy import select
 
     from rostersync.errors import ConfigurationError
@@ -122,10 +132,11 @@ def _registered(district_id: str) -> None:
     from rostersync.store.models import District
 
     with store_errors(), get_engine().connect() as connection:
-        found = connection.execute(
-            select(District.id).where(District.id == district_id)
-        ).first()
-    if found is None:
+        query = select(District.id).limit(1)
+        if district_id is not None:
+            query = query.where(District.id == district_id)
+        found = connection.execute(query).first()
+    if found is None and district_id is not None:
         raise ConfigurationError(
             f"District {district_id!r} is not registered; list the districts with "
             "`rostersync district list`."

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from sqlalchemy import update
@@ -16,6 +20,7 @@ from rostersync.export import (
     export_reading_history,
     file_problems,
     manifest_summary,
+    prepare_folder,
     read_manifest,
 )
 from rostersync.store.database import get_engine, store_errors
@@ -27,7 +32,7 @@ from rostersync.store.reset import (
     due_district_ids,
     read_ledger,
     read_target,
-    reading_rows_per_student,
+    reading_per_student,
     reading_summary,
     recent_assignments,
     record_step,
@@ -37,11 +42,18 @@ from rostersync.store.reset import (
 from rostersync.store.runs import RUNNING, finish_run, utc_now
 from tasks.options import IO_TASK_OPTIONS, TASK_OPTIONS, contain_errors
 
+if TYPE_CHECKING:
+    from rostersync.export_checks import ExportCheck
+
 FLOW_NAME = "new-school-year-reset"
 
 
 class ExportCheckError(RostersyncError):
-    """The reading-history export cannot be written or does not match the store."""
+    """The reading-history export does not match the store."""
+
+
+class ExportWriteError(RostersyncError):
+    """The reading-history export cannot be written to its folder."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +117,13 @@ def read_reset_state(district_id: str, now: datetime) -> ResetState:
 def export_history(
     district_id: str, school_year: int, root: Path, force: bool = False
 ) -> Export:
-    """Write the year's export, or keep the one an earlier run wrote and checked.
+    """Write the year's export, or keep the one an earlier run wrote.
 
     An earlier export is kept when the ledger records it, its files match its
-    manifest, and the store's reading figures still equal the manifest's.
+    manifest, and the store's reading figures still equal the manifest's. A kept
+    export is checked again like a new one. Raises ExportWriteError when the
+    folder cannot be written, and ExportOutdatedError when reading changed
+    during the export.
     """
     logger = get_run_logger()
     folder = export_folder(root, district_id, school_year)
@@ -117,16 +132,16 @@ def export_history(
         if done and not force:
             reason = _outdated_reason(connection, folder, district_id, school_year)
             if reason is None:
-                manifest = read_manifest(folder)
+                manifest = read_manifest(folder) or {}
                 logger.info(
                     "district %s: keeping the export of %s written at %s",
                     district_id,
                     year_label(school_year),
-                    manifest["exported_at"] if manifest else "?",
+                    manifest.get("exported_at"),
                 )
-                return Export(folder, manifest or {}, reused=True)
+                return Export(folder, manifest, reused=True)
             logger.warning(
-                "district %s: the recorded export no longer holds (%s); writing it "
+                "district %s: the recorded export cannot be kept (%s); writing it "
                 "again",
                 district_id,
                 reason,
@@ -136,11 +151,12 @@ def export_history(
             logger.info("district %s: %d reading rows exported", district_id, rows)
 
         try:
+            prepare_folder(root, district_id, school_year)
             manifest = export_reading_history(
                 connection, district_id, school_year, folder, progress=progress
             )
         except OSError as exc:
-            raise ExportCheckError(
+            raise ExportWriteError(
                 f"District {district_id}: the export cannot be written to {folder} "
                 f"({exc.strerror or type(exc).__name__}); nothing was reset. Check "
                 "that the folder is writable and has free space, or pass another "
@@ -158,17 +174,20 @@ def export_history(
 
 @task(name="check-export", **IO_TASK_OPTIONS)
 @contain_errors
-def check_and_record_export(district_id: str, school_year: int, export: Export) -> int:
+def check_and_record_export(
+    district_id: str, school_year: int, export: Export
+) -> ExportCheck:
     """Check the export with Great Expectations and record it in the ledger.
 
-    Returns the number of students checked. Raises ExportCheckError, naming each
-    failed check, when the files do not match the store.
+    Returns the check, with the rows and students counted in the CSV file.
+    Raises ExportCheckError, naming each failed check, when the files do not
+    match the store.
     """
     from rostersync.export_checks import check_export
 
     with store_errors(), get_engine().connect() as connection:
-        per_student = reading_rows_per_student(connection, district_id, school_year)
-    check = check_export(export.folder, export.manifest, per_student)
+        store = reading_per_student(connection, district_id, school_year)
+    check = check_export(export.folder, export.manifest, store)
     if not check.passed:
         raise ExportCheckError(
             f"District {district_id}: the reading-history export in "
@@ -177,7 +196,16 @@ def check_and_record_export(district_id: str, school_year: int, export: Export) 
         )
     with store_errors(), get_engine().begin() as connection:
         record_step(connection, district_id, school_year, EXPORTED, utc_now())
-    return check.students
+    return check
+
+
+@task(name="compare-export-with-store", **IO_TASK_OPTIONS)
+@contain_errors
+def export_is_current(district_id: str, school_year: int, export: Export) -> bool:
+    """Return whether the store's reading figures still equal the export's."""
+    with store_errors(), get_engine().connect() as connection:
+        current = reading_summary(connection, district_id, school_year)
+    return current == manifest_summary(export.manifest)
 
 
 @task(name="reset-district", **IO_TASK_OPTIONS)
@@ -257,6 +285,40 @@ def close_stopped_runs(district_id: str, run_id: str) -> int:
                 finished_at=utc_now(),
             )
         ).rowcount
+
+
+@contextmanager
+def district_reset_lock(
+    root: Path, district_id: str, school_year: int
+) -> Iterator[bool]:
+    """Hold the district's reset lock while the block runs.
+
+    Yields False, holding nothing, when another process holds it. The lock is an
+    advisory lock (flock) on ``.reset.lock`` in the district's export folder, so
+    the system releases it when its process ends, killed or not. Resets that
+    write to different export roots do not see each other's locks.
+    """
+    try:
+        folder = prepare_folder(root, district_id, school_year)
+        path = folder.parent / ".reset.lock"
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise ExportWriteError(
+            f"District {district_id}: the export folder "
+            f"{export_folder(root, district_id, school_year)} cannot be created "
+            f"({exc.strerror or type(exc).__name__}); nothing was reset. Check that "
+            "the folder is writable, or pass another export folder."
+        ) from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)
 
 
 def _outdated_reason(

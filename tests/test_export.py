@@ -12,23 +12,27 @@ import pytest
 import sqlalchemy as sa
 
 from rostersync.export import (
+    _PARTIAL_OWNER,
     CSV_NAME,
     MANIFEST_NAME,
     PARQUET_NAME,
+    ExportFolderError,
     district_folder_name,
     export_folder,
     export_reading_history,
     file_sha256,
     manifest_summary,
+    prepare_folder,
     read_manifest,
     spreadsheet_safe,
+    stored_value,
 )
 from rostersync.export_checks import check_export
 from rostersync.store.database import get_engine
 from rostersync.store.models import ReadingActivity
 from rostersync.store.reset import (
     ExportOutdatedError,
-    reading_rows_per_student,
+    reading_per_student,
     reading_summary,
     reset_district,
 )
@@ -40,14 +44,14 @@ DISTRICT = "exp"
 # Names
 
 
-@pytest.mark.parametrize("district_id", ["d-12", "district_7", "a.b", "X9"])
+@pytest.mark.parametrize("district_id", ["d-12", "district_7", "a.b", "x9", "a" * 64])
 def test_a_safe_id_is_its_own_folder_name(district_id):
     assert district_folder_name(district_id) == district_id
 
 
 @pytest.mark.parametrize(
     "district_id",
-    ["../etc", "a/b", "a\\b", ".hidden", "CON", "nul.txt", "é", " ", "-x"],
+    ["../etc", "a/b", "a\\b", ".hidden", "con", "nul.txt", "é", " ", "-x", "X9", "x.."],
 )
 def test_an_unsafe_id_gets_a_safe_name_with_its_hash(district_id):
     name = district_folder_name(district_id)
@@ -63,6 +67,18 @@ def test_two_unsafe_ids_never_share_a_folder():
     assert len(names) == 5
 
 
+def test_ids_differing_in_case_get_different_folders():
+    lower, upper = district_folder_name("d-plain"), district_folder_name("D-PLAIN")
+
+    assert lower.lower() != upper.lower()
+
+
+def test_an_id_like_a_hashed_name_gets_its_own_folder():
+    hashed = district_folder_name("a b")
+
+    assert district_folder_name(hashed) != hashed
+
+
 def test_the_export_folder_stays_under_its_root(tmp_path: Path):
     folder = export_folder(tmp_path, "../../outside", 2025)
 
@@ -70,14 +86,22 @@ def test_the_export_folder_stays_under_its_root(tmp_path: Path):
     assert folder.name == "2025-26"
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+42", "-7", "@SUM(1)", "\tx", "\rx"])
-def test_a_cell_a_spreadsheet_would_run_gets_a_quote(value):
+@pytest.mark.parametrize(
+    "value",
+    ["=1+1", "+42", "-7", "@SUM(1)", "\tx", "\rx", " =1", "\n@x", "＝1", "'x", "'=1"],
+)
+def test_a_guarded_cell_gets_a_quote(value):
     assert spreadsheet_safe(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["plain", "", "a=b", "book-1", "'=quoted"])
+@pytest.mark.parametrize("value", ["plain", "", "a=b", "book-1", "  x", "\nx"])
 def test_other_cells_are_kept(value):
     assert spreadsheet_safe(value) == value
+
+
+@pytest.mark.parametrize("value", ["=1", "'=1", "''", "x", "", " -2"])
+def test_the_stored_value_comes_back(value):
+    assert stored_value(spreadsheet_safe(value)) == value
 
 
 # Export and check
@@ -101,9 +125,9 @@ def export(folder: Path) -> dict:
         return export_reading_history(connection, DISTRICT, ENDING, folder)
 
 
-def per_student() -> dict[int, int]:
+def per_student() -> dict[int, tuple[int, int, int, int]]:
     with get_engine().connect() as connection:
-        return reading_rows_per_student(connection, DISTRICT, ENDING)
+        return reading_per_student(connection, DISTRICT, ENDING)
 
 
 def test_a_fresh_export_passes_its_checks(district, out: Path):
@@ -113,6 +137,7 @@ def test_a_fresh_export_passes_its_checks(district, out: Path):
 
     assert check.problems == []
     assert check.students == 11
+    assert check.rows == manifest["store"]["rows"]
     assert read_manifest(out) == manifest
 
 
@@ -164,8 +189,13 @@ def test_a_student_missing_from_the_csv_fails_the_expectations(district, out):
     check = check_export(out, manifest, per_student())
 
     failed = sorted(problem.split(":")[0] for problem in check.problems)
-    assert failed == ["csv_rows_has_every_student", "csv_rows_match_store"]
-    assert f"student ids {student}" in check.problems[0]
+    assert failed == [
+        "csv_book_characters_match_store",
+        "csv_has_every_student",
+        "csv_rows_match_store",
+        "csv_seconds_match_store",
+    ]
+    assert all(f"student ids {student}" in problem for problem in check.problems)
 
 
 def test_a_manifest_row_count_that_differs_fails(district, out: Path):
@@ -182,7 +212,7 @@ def test_a_manifest_row_count_that_differs_fails(district, out: Path):
 def test_a_year_without_reading_exports_empty_files(district, out: Path):
     with get_engine().connect() as connection:
         manifest = export_reading_history(connection, DISTRICT, ENDING - 5, out)
-        store = reading_rows_per_student(connection, DISTRICT, ENDING - 5)
+        store = reading_per_student(connection, DISTRICT, ENDING - 5)
 
     check = check_export(out, manifest, store)
 
@@ -260,3 +290,125 @@ def test_times_are_utc_to_the_second(district, out: Path):
         "%Y-%m-%dT%H:%M:%SZ"
     )
     assert parquet["last_read_at"] == stored
+
+
+def rewrite_csv(out: Path, manifest: dict, change) -> None:
+    """Change the CSV file's rows with ``change`` and make the manifest match."""
+    path = out / CSV_NAME
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = change(rows)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    entry = next(e for e in manifest["files"] if e["name"] == CSV_NAME)
+    entry.update(bytes=path.stat().st_size, sha256=file_sha256(path), rows=len(rows))
+
+
+def _duplicate_first_book(rows):
+    rows[1] = dict(rows[0])
+    return rows
+
+
+def _swap_students(rows):
+    first = rows[0]["student_id"]
+    other = next(i for i, r in enumerate(rows) if r["student_id"] != first)
+    rows[0]["student_id"], rows[other]["student_id"] = (
+        rows[other]["student_id"],
+        first,
+    )
+    return rows
+
+
+def _zero_seconds(rows):
+    for row in rows:
+        row["seconds_read"] = "0"
+    return rows
+
+
+def _one_book(rows):
+    for row in rows:
+        row["book_id"] = "book-000"
+    return rows
+
+
+def _other_year(rows):
+    for row in rows:
+        row["school_year"] = "1999"
+    return rows
+
+
+def _other_district(rows):
+    rows[0]["district_id"] = "another"
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("change", "failed"),
+    [
+        (_duplicate_first_book, "csv_books_are_unique"),
+        (_swap_students, "csv_seconds_match_store"),
+        (_zero_seconds, "csv_seconds_match_store"),
+        (_one_book, "csv_books_are_unique"),
+        (_other_year, "csv_has_only_this_district_and_year"),
+        (_other_district, "csv_has_only_this_district_and_year"),
+    ],
+    ids=["duplicate", "swap", "zero-seconds", "one-book", "year", "district"],
+)
+def test_a_changed_value_fails_the_expectations(district, out, change, failed):
+    manifest = export(out)
+    rewrite_csv(out, manifest, change)
+
+    check = check_export(out, manifest, per_student())
+
+    assert failed in {problem.split(":")[0] for problem in check.problems}
+
+
+def test_a_linked_district_folder_is_rejected(tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "d-1").symlink_to(elsewhere)
+
+    with pytest.raises(ExportFolderError, match="symbolic link"):
+        prepare_folder(root, "d-1", 2025)
+
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_planted_link_is_not_followed(district, out: Path, tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    out.mkdir()
+    (out / f".{CSV_NAME}.{_PARTIAL_OWNER}.partial").symlink_to(victim)
+
+    export(out)
+
+    assert victim.read_text() == "kept"
+    assert not (out / CSV_NAME).is_symlink()
+
+
+def test_a_linked_export_file_is_a_problem(district, out: Path, tmp_path: Path):
+    manifest = export(out)
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes((out / CSV_NAME).read_bytes())
+    (out / CSV_NAME).unlink()
+    (out / CSV_NAME).symlink_to(copy)
+
+    check = check_export(out, manifest, per_student())
+
+    assert check.problems == [f"{CSV_NAME} is a symbolic link, not the exported file"]
+
+
+def test_a_failed_export_leaves_no_partial_file(district, out: Path):
+    def fail(rows: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError), get_engine().connect() as connection:
+        export_reading_history(
+            connection, DISTRICT, ENDING, out, batch_rows=10, progress=fail
+        )
+
+    assert list(out.iterdir()) == []

@@ -17,12 +17,23 @@ reset leaves them alone.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from rostersync.errors import ConfigurationError, RostersyncError
 from rostersync.store.models import (
@@ -70,20 +81,41 @@ class ExportOutdatedError(RostersyncError):
 
 @dataclass(frozen=True)
 class ReadingSummary:
-    """Figures that show whether an export still matches the store."""
+    """Figures that show whether an export still matches the store.
+
+    Totals of each column, so that new reading, more progress, or a row moved to
+    another student or book changes at least one figure. Two edits that cancel
+    out in every total go unnoticed.
+    """
 
     rows: int
     students: int
     seconds_read: int
+    pages_read: int
+    # The sum of each percent_complete rounded to hundredths, times 100.
+    percent_hundredths: int
+    student_id_total: int
+    book_id_characters: int
+    first_read_at: datetime | None
     last_read_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "students": self.students,
-            "seconds_read": self.seconds_read,
-            "last_read_at": _iso(self.last_read_at),
-        }
+        figures = dataclasses.asdict(self)
+        for key in ("first_read_at", "last_read_at"):
+            figures[key] = _iso(figures[key])
+        return figures
+
+    @classmethod
+    def from_dict(cls, figures: dict[str, Any]) -> ReadingSummary:
+        """Read figures written by ``as_dict``; raise KeyError or ValueError if bad."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            value = figures[field.name]
+            if field.name.endswith("_at"):
+                values[field.name] = datetime.fromisoformat(value) if value else None
+            else:
+                values[field.name] = int(value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -126,11 +158,17 @@ def due_district_ids(connection: Connection, now: datetime) -> list[str]:
             District.id
         )
     ).all()
-    return [
-        district_id
-        for district_id, timezone, year in rows
-        if school_year_on(now.astimezone(ZoneInfo(timezone)).date()) > year
-    ]
+    due = []
+    for district_id, timezone, year in rows:
+        try:
+            local = now.astimezone(ZoneInfo(timezone)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            # Listed, so that its reset fails alone and names the bad zone.
+            due.append(district_id)
+            continue
+        if school_year_on(local) > year:
+            due.append(district_id)
+    return due
 
 
 def read_target(connection: Connection, district_id: str, now: datetime) -> ResetTarget:
@@ -146,6 +184,7 @@ def read_target(connection: Connection, district_id: str, now: datetime) -> Rese
             "`rostersync district list`."
         )
     timezone, year = row
+    zone = _zone(district_id, timezone)
     integrated = (
         connection.execute(
             select(Integration.id).where(Integration.district_id == district_id)
@@ -156,7 +195,7 @@ def read_target(connection: Connection, district_id: str, now: datetime) -> Rese
         district_id=district_id,
         timezone=timezone,
         ending_year=year,
-        local_date=now.astimezone(ZoneInfo(timezone)).date(),
+        local_date=now.astimezone(zone).date(),
         integrated=integrated,
         ledger=read_ledger(connection, district_id, year),
         previous_reset_at=read_ledger(connection, district_id, year - 1).get(RESET),
@@ -192,34 +231,59 @@ def record_step(
 def reading_summary(
     connection: Connection, district_id: str, school_year: int
 ) -> ReadingSummary:
-    """Return the count, students, seconds and last read time of a year's reading."""
-    rows, students, seconds, last_read = connection.execute(
+    """Return the totals of a year's reading in the district; see ReadingSummary."""
+    reading = ReadingActivity
+    percent = cast(func.round(reading.percent_complete * 100), BigInteger)
+    row = connection.execute(
         select(
             func.count(),
-            func.count(func.distinct(ReadingActivity.student_id)),
-            func.coalesce(func.sum(ReadingActivity.seconds_read), 0),
-            func.max(ReadingActivity.last_read_at),
+            func.count(func.distinct(reading.student_id)),
+            func.coalesce(func.sum(reading.seconds_read), 0),
+            func.coalesce(func.sum(reading.pages_read), 0),
+            func.coalesce(func.sum(percent), 0),
+            func.coalesce(func.sum(reading.student_id), 0),
+            func.coalesce(func.sum(func.length(reading.book_id)), 0),
+            func.max(reading.first_read_at),
+            func.max(reading.last_read_at),
         ).where(
-            ReadingActivity.school_year == school_year,
-            ReadingActivity.student_id.in_(_district_users(district_id)),
+            reading.school_year == school_year,
+            reading.student_id.in_(_district_users(district_id)),
         )
     ).one()
-    return ReadingSummary(int(rows), int(students), int(seconds), _utc(last_read))
-
-
-def reading_rows_per_student(
-    connection: Connection, district_id: str, school_year: int
-) -> dict[int, int]:
-    """Return the number of reading rows of each student with reading in the year."""
-    rows = connection.execute(
-        select(ReadingActivity.student_id, func.count())
-        .where(
-            ReadingActivity.school_year == school_year,
-            ReadingActivity.student_id.in_(_district_users(district_id)),
-        )
-        .group_by(ReadingActivity.student_id)
+    *totals, first_read, last_read = row
+    return ReadingSummary(
+        *(int(total) for total in totals),
+        first_read_at=_utc(first_read),
+        last_read_at=_utc(last_read),
     )
-    return {student_id: int(count) for student_id, count in rows}
+
+
+def reading_per_student(
+    connection: Connection, district_id: str, school_year: int
+) -> dict[int, tuple[int, int, int, int]]:
+    """Return each reading student's rows, seconds, books and book id characters.
+
+    Only students with reading in the year are listed.
+    """
+    reading = ReadingActivity
+    rows = connection.execute(
+        select(
+            reading.student_id,
+            func.count(),
+            func.coalesce(func.sum(reading.seconds_read), 0),
+            func.count(func.distinct(reading.book_id)),
+            func.coalesce(func.sum(func.length(reading.book_id)), 0),
+        )
+        .where(
+            reading.school_year == school_year,
+            reading.student_id.in_(_district_users(district_id)),
+        )
+        .group_by(reading.student_id)
+    )
+    return {
+        student_id: (int(count), int(seconds), int(books), int(characters))
+        for student_id, count, seconds, books, characters in rows
+    }
 
 
 def count_changes(
@@ -349,7 +413,13 @@ def _changes(district_id: str, ending_year: int, integrated: bool) -> list:
             BookAssignment,
             and_(
                 BookAssignment.district_id == district_id,
-                BookAssignment.shelf == LAST_SCHOOL_YEAR,
+                or_(
+                    BookAssignment.shelf == LAST_SCHOOL_YEAR,
+                    and_(
+                        BookAssignment.shelf == CURRENT_SHELF,
+                        BookAssignment.school_year < ending_year,
+                    ),
+                ),
             ),
         ),
         (
@@ -358,7 +428,7 @@ def _changes(district_id: str, ending_year: int, integrated: bool) -> list:
             and_(
                 BookAssignment.district_id == district_id,
                 BookAssignment.shelf == CURRENT_SHELF,
-                BookAssignment.school_year <= ending_year,
+                BookAssignment.school_year == ending_year,
             ),
         ),
         (
@@ -428,6 +498,18 @@ def _new_values(key: str, now: datetime) -> dict[str, Any]:
     if key == "students_needs_update":
         return {"profile_status": NEEDS_UPDATE, "updated_at": now}
     return {"cleared_at": now}
+
+
+def _zone(district_id: str, timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"District {district_id!r} has the time zone {timezone!r}, which is not "
+            "a known IANA zone, so its August 1 cannot be found. Set "
+            "districts.timezone to a zone such as America/Chicago; registration "
+            "checks the zone, so a later edit or an older tz database set it."
+        ) from None
 
 
 def _district_users(district_id: str):

@@ -127,3 +127,121 @@ def test_the_stopped_run_is_closed_as_failed(exports: Path):
         "The run stopped before it finished; run "
         f"{reports[DISTRICT]['run_id']} resumed it."
     )
+
+
+def insert_reading(book_id: str) -> None:
+    """Commit one reading row of the ending year for a student of the district."""
+    with get_engine().begin() as connection:
+        student = (
+            connection.execute(
+                sa.select(User.id).where(
+                    User.district_id == DISTRICT, User.kind == "student"
+                )
+            )
+            .scalars()
+            .first()
+        )
+        connection.execute(
+            sa.insert(ReadingActivity).values(
+                student_id=student,
+                book_id=book_id,
+                school_year=ENDING,
+                seconds_read=30,
+                last_read_at=datetime.now(UTC),
+            )
+        )
+
+
+def test_reading_during_the_reset_is_exported_after_it(exports, monkeypatch):
+    import flows.new_school_year as flow_module
+
+    reset_task = flow_module.reset_in_store
+
+    def reset_then_read(*args, **kwargs):
+        counts = reset_task(*args, **kwargs)
+        insert_reading("during-reset")
+        return counts
+
+    monkeypatch.setattr(flow_module, "reset_in_store", reset_then_read)
+
+    _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+
+    assert reports[DISTRICT]["status"] == "completed"
+    assert reports[DISTRICT]["export"]["refreshed"] is True
+    folder = export_folder(exports, DISTRICT, ENDING)
+    assert "during-reset" in (folder / CSV_NAME).read_text()
+    assert_export(folder, DISTRICT)
+
+
+def test_reading_during_the_export_gets_a_second_export(exports, monkeypatch):
+    import flows.new_school_year as flow_module
+    from rostersync.store.reset import ExportOutdatedError
+
+    export_task = flow_module.export_history
+    calls = []
+
+    def changed_once(*args, **kwargs):
+        calls.append(kwargs.get("force", False))
+        if len(calls) == 1:
+            raise ExportOutdatedError("the reading changed while it was exported")
+        return export_task(*args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "export_history", changed_once)
+
+    _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+
+    assert reports[DISTRICT]["status"] == "completed"
+    assert calls == [False, True]
+
+
+def test_a_kept_export_that_fails_its_checks_is_written_again(exports):
+    from tests.test_export import rewrite_csv
+
+    folder = export_folder(exports, DISTRICT, ENDING)
+    recorded = manifest(exports)
+    first_student = None
+
+    def drop_first_student(rows):
+        nonlocal first_student
+        first_student = rows[0]["student_id"]
+        return [row for row in rows if row["student_id"] != first_student]
+
+    rewrite_csv(folder, recorded, drop_first_student)
+    (folder / MANIFEST_NAME).write_text(json.dumps(recorded))
+
+    _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+
+    assert reports[DISTRICT]["status"] == "completed"
+    assert reports[DISTRICT]["export"]["reused"] is False
+    assert_export(folder, DISTRICT)
+
+
+def test_a_reset_while_another_runs_is_busy(exports):
+    import fcntl
+
+    from tests.flows.test_reset import snapshot
+
+    lock = export_folder(exports, DISTRICT, ENDING).parent / ".reset.lock"
+    before = snapshot()
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+
+    assert reports[DISTRICT]["status"] == "busy"
+    assert snapshot() == before
+
+
+def test_a_bad_time_zone_fails_its_district_alone(exports):
+    register_portal_district("other", students=3)
+    with get_engine().begin() as connection:
+        connection.execute(
+            sa.text("update districts set timezone = 'Not/AZone' where id = :d"),
+            {"d": DISTRICT},
+        )
+
+    state, reports = reset(export_dir=str(exports))
+
+    assert state.is_failed()
+    assert reports[DISTRICT]["status"] == "failed"
+    assert "'Not/AZone', which is not a known IANA zone" in reports[DISTRICT]["reason"]
+    assert reports["other"]["status"] == "completed"

@@ -128,14 +128,19 @@ def new_school_year_reset(
 def _new_report(district_id: str, dry_run: bool) -> dict[str, Any]:
     """Return a district's report before anything is known.
 
-    Keys: district_id, status (COMPLETED, ALREADY_RESET, NOT_DUE, BUSY or
-    FAILED), dry_run, integrated, ending_year and new_year (as "2025-26"),
-    run_id, counts (keyed by COUNT_KEYS: what changed, or for a dry run what
-    would, and empty otherwise), export (folder, and rows and students counted
-    in its files; reused when an earlier run wrote it, refreshed when reading
-    arrived during the reset, stale when that reading could not be exported),
-    recent_assignments (books and educators in the last 14 days, with the
-    educators' ids) and reason.
+    Keys:
+
+    - district_id, dry_run, integrated, run_id and reason;
+    - status: COMPLETED, ALREADY_RESET, NOT_DUE, BUSY or FAILED;
+    - ending_year and new_year, as "2025-26";
+    - counts, keyed by COUNT_KEYS: what changed, or for a dry run what would
+      change. Empty for any other outcome;
+    - export: the folder, and the rows and students counted in its files.
+      ``reused`` is True when an earlier run wrote it, ``refreshed`` when reading
+      that arrived during the reset was exported, and ``stale`` when it could not
+      be;
+    - recent_assignments: the books of the last 14 days and, per educator, the
+      ids and the number of books.
     """
     return {
         "district_id": district_id,
@@ -254,6 +259,7 @@ def _export_and_reset(report: dict[str, Any], state: Any, root: Path) -> None:
     district_id = report["district_id"]
     year = state.target.ending_year
     recent = {"books": report["recent_assignments"]["books"]}
+
     export, check = _checked_export(district_id, year, root)
     report["export"] = _export_report(export, check)
     run_counts = {"export": _run_export_counts(check), "recent_assignments": recent}
@@ -270,6 +276,7 @@ def _export_and_reset(report: dict[str, Any], state: Any, root: Path) -> None:
         report["status"] = ALREADY_RESET
         report["reason"] = f"{year_label(year)} was reset already; nothing changed."
         return
+
     report["status"] = COMPLETED
     report["counts"] = counts
     logger.info(

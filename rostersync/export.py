@@ -11,7 +11,7 @@ Rows are read from the store in batches and written as they come, so memory
 stays flat whatever the district's size. Each file is written under a temporary
 name and renamed when complete, and the manifest is written last, so a folder with a
 manifest contains a finished export. Folder and file names come from ids, never
-from free text. The export holds ids and reading figures, no names or emails.
+from free text. The export contains ids and reading figures, no names or emails.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class ExportWriteError(RostersyncError):
 
 @dataclass(frozen=True)
 class ResetState:
-    """What a reset of one district would do, read before it."""
+    """The state of one district before its reset, and what the reset would change."""
 
     target: ResetTarget
     counts: dict[str, int]
@@ -293,7 +293,7 @@ def district_reset_lock(
 ) -> Iterator[bool]:
     """Hold the district's reset lock while the block runs.
 
-    Yields False, holding nothing, when another process holds it. The lock is an
+    Yields False, and takes nothing, when another process has the lock. The lock is an
     advisory lock (flock) on ``.reset.lock`` in the district's export folder, so
     the system releases it when its process ends, killed or not. Resets that
     write to different export roots do not see each other's locks.

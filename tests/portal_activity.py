@@ -3,8 +3,8 @@
 ``add_year_of_activity`` adds book assignments (to students and sections, some in
 the last 14 days), bookshelf and "My Books" items, book requests in every status,
 reading activity and "My Students" rows for the ending school year, rows of
-earlier years that an earlier reset already handled, and one assignment made for
-the new year. A seed makes it repeatable.
+earlier years, most of them handled by an earlier reset, and one assignment made
+for the new year. A seed makes it repeatable.
 Some ids start with ``=``, ``+``, ``-`` or ``@`` so that the export's spreadsheet
 guard has cells to protect.
 """
@@ -89,6 +89,13 @@ def add_year_of_activity(
                     )
                     | {"student_id": students[0]}
                 )
+            # Left on the current shelf by a year without a reset.
+            assignments.append(
+                _assignment(
+                    district_id, educator, ending_year - 1, during(ending_year - 1)
+                )
+                | {"student_id": students[0]}
+            )
             # Assigned for the new year before the reset: it stays where it is.
             assignments.append(
                 _assignment(

@@ -412,3 +412,35 @@ def test_a_failed_export_leaves_no_partial_file(district, out: Path):
         )
 
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "pages_read = coalesce(pages_read, 0) + 1",
+        "percent_complete = 1.5",
+        "book_id = 'another-book'",
+        "last_read_at = '2999-01-01 00:00:00'",
+        "student_id = (select min(student_id) from reading_activity)",
+    ],
+    ids=["pages", "percent", "book", "last-read", "student"],
+)
+def test_the_totals_notice_a_changed_value(district, change):
+    with get_engine().connect() as connection:
+        before = reading_summary(connection, DISTRICT, ENDING)
+    with get_engine().begin() as connection:
+        row = connection.execute(
+            sa.text(
+                "select max(id) from reading_activity where school_year = :y "
+                "and student_id <> (select min(student_id) from reading_activity)"
+            ),
+            {"y": ENDING},
+        ).scalar_one()
+        connection.execute(
+            sa.text(f"update reading_activity set {change} where id = :id"),
+            {"id": row},
+        )
+    with get_engine().connect() as connection:
+        after = reading_summary(connection, DISTRICT, ENDING)
+
+    assert after != before

@@ -129,3 +129,21 @@ def test_integration_commands_name_the_missing_integration(store_url, capsys, co
 
     assert status == 2
     assert "'p' has no roster integration" in capsys.readouterr().err
+
+
+def test_reset_with_an_unreachable_store_exits_two(monkeypatch, capsys):
+    from rostersync.settings import get_settings
+    from rostersync.store.database import dispose_engines
+    from tests.alert_receiver import closed_loopback_port
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_loopback_port()}/x"
+    monkeypatch.setenv("ROSTERSYNC_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        status = main(["reset"])
+    finally:
+        dispose_engines()
+        get_settings.cache_clear()
+
+    assert status == 2
+    assert "error:" in capsys.readouterr().err

@@ -128,8 +128,8 @@ class ResetTarget:
     local_date: date
     integrated: bool
     ledger: dict[str, datetime]
-    # The ledger of the year before the district's current one: its reset time
-    # tells that a second run finds the district already reset.
+    # When the year before the district's current one was reset, or None. A run
+    # that finds it reports the district as already reset.
     previous_reset_at: datetime | None
 
     @property

@@ -2,7 +2,7 @@
 
 The validated frame has one row per student found in the store or in either file.
 For the store and for each file (prefix ``store``, ``csv`` or ``parquet``) it has
-the student's rows, seconds read, distinct books and total characters of book ids,
+the student's rows, seconds read, distinct books and total UTF-8 bytes of book ids,
 with a missing value where the student is absent. Each file also has
 ``*_foreign``, its rows of another district or school year than the manifest's,
 and ``*_missing``, True when the store has reading for the student and the file
@@ -22,7 +22,7 @@ ENTITY = "reading_export"
 ID_COLUMNS = ("student_id",)
 FILES = {"csv": "CSV", "parquet": "Parquet"}
 # Per-student figures of the store and of each file.
-FIGURES = ("rows", "seconds", "books", "book_characters")
+FIGURES = ("rows", "seconds", "books", "book_id_bytes")
 
 # Suite parameters: students with reading in the store, and each file's row count
 # in the manifest.
@@ -107,7 +107,7 @@ def _file_expectations(gxe, name: str, label: str) -> list:
             ),
         ),
     ]
-    for figure in ("rows", "seconds", "book_characters"):
+    for figure in ("rows", "seconds", "book_id_bytes"):
         expectations.append(
             gxe.ExpectColumnPairValuesToBeEqual(
                 column_A=f"store_{figure}",

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from rostersync.errors import RostersyncError
+from rostersync.export import export_folder
 from rostersync.roster import shown_id
 from rostersync.settings import get_settings
 from rostersync.store.reset import (
@@ -34,6 +35,7 @@ from tasks.reset import (
     list_due_districts,
     read_reset_state,
     record_reset_run,
+    record_run_outcome,
     reset_in_store,
 )
 from tasks.store import start_sync_run
@@ -43,7 +45,11 @@ COMPLETED = "completed"
 ALREADY_RESET = "already_reset"
 NOT_DUE = "not_due"
 BUSY = "busy"
+# The district was reset, but reading that arrived during the reset is not in
+# its export. Counted as a failure, so that the run fails and alerts.
+EXPORT_STALE = "export_stale"
 FAILED = "failed"
+FAILURES = frozenset({FAILED, EXPORT_STALE})
 
 # Educators listed per district in the recent-assignments artifact.
 MAX_LISTED_EDUCATORS = 200
@@ -115,7 +121,7 @@ def new_school_year_reset(
     except Exception as exc:  # noqa: BLE001 - the resets are committed; report them
         logger.error("the reset report could not be published: %s", type(exc).__name__)
     data = {"districts": reports}
-    failed = [r["district_id"] for r in reports if r["status"] == FAILED]
+    failed = [r["district_id"] for r in reports if r["status"] in FAILURES]
     if failed:
         return Failed(
             message=f"The reset failed in {len(failed)} of {len(reports)} districts: "
@@ -131,7 +137,7 @@ def _new_report(district_id: str, dry_run: bool) -> dict[str, Any]:
     Keys:
 
     - district_id, dry_run, integrated, run_id and reason;
-    - status: COMPLETED, ALREADY_RESET, NOT_DUE, BUSY or FAILED;
+    - status: COMPLETED, ALREADY_RESET, NOT_DUE, BUSY, EXPORT_STALE or FAILED;
     - ending_year and new_year, as "2025-26";
     - counts, keyed by COUNT_KEYS: what changed, or for a dry run what would
       change. Empty for any other outcome;
@@ -235,10 +241,14 @@ def _run_reset(
     with district_reset_lock(root, district_id, year) as held:
         if not held:
             report["status"] = BUSY
+            lock = export_folder(root, district_id, year).parent / ".reset.lock"
             report["reason"] = (
-                "Another reset of this district is running; nothing was done. It "
-                "finishes the reset, or a later run resumes it."
+                "Another reset of this district is running, or a process still "
+                f"holds the lock on {lock}; nothing was done. A district that stays "
+                "busy past August 2 stays in its old school year."
             )
+            logger.warning("district %s: %s", district_id, report["reason"])
+            alert_flow_outcome(district_id, FLOW_NAME, BUSY, report["reason"])
             return
         report["run_id"] = start_sync_run(
             district_id, FLOW_NAME, current_flow_run_id(), False
@@ -326,17 +336,29 @@ def _refresh_after_reset(report: dict[str, Any], export: Any, root: Path) -> Non
         )
         export, check = _checked_export(district_id, year, root, force=True)
     except RostersyncError as exc:
-        report["reason"] = (
-            f"The reset completed, but reading of {year_label(year)} that arrived "
-            f"during it could not be exported: {exc}"
-        )
+        report["status"] = EXPORT_STALE
         report["export"]["stale"] = True
-        logger.error("district %s: %s", district_id, report["reason"])
-        alert_flow_outcome(
-            district_id, FLOW_NAME, "export_stale", report["reason"], report["run_id"]
+        report["reason"] = (
+            f"The district was reset, but reading of {year_label(year)} that "
+            "arrived during the reset is not in the export, because exporting it "
+            f"again failed with {type(exc).__name__}. The flow run's logs have the "
+            "details."
         )
+        logger.error(
+            "district %s: the export after the reset failed: %s", district_id, exc
+        )
+        alert_flow_outcome(
+            district_id, FLOW_NAME, EXPORT_STALE, report["reason"], report["run_id"]
+        )
+        record_run_outcome(report["run_id"], EXPORT_STALE, report["reason"], None)
         return
     report["export"] = {**_export_report(export, check), "refreshed": True}
+    record_run_outcome(
+        report["run_id"],
+        COMPLETED,
+        None,
+        {"rows": check.rows, "students": check.students},
+    )
 
 
 def _run_export_counts(check: Any) -> dict[str, int]:
@@ -419,7 +441,7 @@ def _publish(reports: list[dict[str, Any]], dry_run: bool) -> None:
         row["books_assigned_last_14_days"] = report["recent_assignments"]["books"]
         row["reason"] = report["reason"]
         rows.append(row)
-    failed = sum(report["status"] == FAILED for report in reports)
+    failed = sum(report["status"] in FAILURES for report in reports)
     create_table_artifact(
         table=rows
         or [{"district_id": None, "status": "no district due", "reason": None}],

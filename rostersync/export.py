@@ -406,7 +406,10 @@ def _csv_options() -> pacsv.WriteOptions:
 
 
 _PARTIAL_OWNER = f"{socket.gethostname()}-{os.getpid()}"
-_PARTIAL_NAME = re.compile(r"^\.[^/]+\.(?P<host>[^/]+)-(?P<pid>\d+)\.partial$")
+_PARTIAL_NAME = re.compile(
+    r"^\.(?:reading-history\.csv|reading-history\.parquet|manifest\.json)"
+    r"\.(?P<host>.+)-(?P<pid>\d+)\.partial$"
+)
 
 
 def _remove_stopped_partials(folder: Path) -> None:

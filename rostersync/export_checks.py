@@ -50,7 +50,7 @@ def check_export(
     """Check the export in ``folder`` against the store's figures per student.
 
     ``store`` maps each student with reading to its rows, seconds read, distinct
-    books and characters of book ids, as ``reading_per_student`` returns them.
+    books and UTF-8 bytes of book ids, as ``reading_per_student`` returns them.
     """
     problems = file_problems(folder, manifest)
     if problems:
@@ -103,6 +103,8 @@ def _read_csv(path: Path) -> pa.Table:
     """Read the checked columns of the CSV file, with the ``'`` guard removed."""
     table = pacsv.read_csv(
         path,
+        # Ids may contain line breaks inside their quoted cells.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             include_columns=list(_CHECKED_COLUMNS),
             column_types={
@@ -138,7 +140,7 @@ def _file_figures(
             "student_id": table["student_id"],
             "seconds": pc.fill_null(table["seconds_read"], 0),
             "book_id": table["book_id"],
-            "book_characters": pc.fill_null(pc.utf8_length(table["book_id"]), 0),
+            "book_id_bytes": pc.fill_null(pc.binary_length(table["book_id"]), 0),
             "foreign": pc.fill_null(foreign, True).cast(pa.int64()),
         }
     )
@@ -147,7 +149,7 @@ def _file_figures(
             ("book_id", "count", pc.CountOptions(mode="all")),
             ("seconds", "sum"),
             ("book_id", "count_distinct", pc.CountOptions(mode="all")),
-            ("book_characters", "sum"),
+            ("book_id_bytes", "sum"),
             ("foreign", "sum"),
         ]
     )
@@ -157,7 +159,7 @@ def _file_figures(
             f"{name}_rows": grouped["book_id_count"].to_numpy(),
             f"{name}_seconds": grouped["seconds_sum"].to_numpy(),
             f"{name}_books": grouped["book_id_count_distinct"].to_numpy(),
-            f"{name}_book_characters": grouped["book_characters_sum"].to_numpy(),
+            f"{name}_book_id_bytes": grouped["book_id_bytes_sum"].to_numpy(),
             f"{name}_foreign": grouped["foreign_sum"].to_numpy(),
         }
     )

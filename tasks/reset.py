@@ -12,19 +12,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from rostersync.errors import RostersyncError
 from rostersync.export import (
+    CSV_NAME,
+    MANIFEST_NAME,
+    PARQUET_NAME,
     export_folder,
     export_reading_history,
     file_problems,
+    file_sha256,
     manifest_summary,
     prepare_folder,
     read_manifest,
 )
 from rostersync.store.database import get_engine, store_errors
-from rostersync.store.models import SyncRun
+from rostersync.store.models import District, SyncRun
 from rostersync.store.reset import (
     EXPORTED,
     ResetTarget,
@@ -37,6 +41,7 @@ from rostersync.store.reset import (
     recent_assignments,
     record_step,
     reset_district,
+    step_detail,
     year_label,
 )
 from rostersync.store.runs import RUNNING, finish_run, utc_now
@@ -87,10 +92,6 @@ def list_due_districts(now: datetime) -> list[str]:
 @contain_errors
 def list_all_districts() -> list[str]:
     """Return every registered district, sorted."""
-    from sqlalchemy import select
-
-    from rostersync.store.models import District
-
     with store_errors(), get_engine().connect() as connection:
         return list(
             connection.execute(select(District.id).order_by(District.id)).scalars()
@@ -194,8 +195,19 @@ def check_and_record_export(
             f"{export.folder} failed its checks, so the reset did not run: "
             + "; ".join(check.problems)
         )
+    checked = {
+        name: file_sha256(export.folder / name)
+        for name in (CSV_NAME, PARQUET_NAME, MANIFEST_NAME)
+    }
     with store_errors(), get_engine().begin() as connection:
-        record_step(connection, district_id, school_year, EXPORTED, utc_now())
+        record_step(
+            connection,
+            district_id,
+            school_year,
+            EXPORTED,
+            utc_now(),
+            detail={"sha256": checked},
+        )
     return check
 
 
@@ -262,6 +274,25 @@ def record_reset_run(
         )
 
 
+@task(name="record-reset-outcome", **IO_TASK_OPTIONS)
+@contain_errors
+def record_run_outcome(
+    run_id: str, status: str, reason: str | None, export: dict[str, int] | None
+) -> None:
+    """Set the status and reason of a closed reset run, and its export counts."""
+    with store_errors(), get_engine().begin() as connection:
+        counts = connection.execute(
+            select(SyncRun.counts).where(SyncRun.id == run_id)
+        ).scalar_one()
+        if export is not None:
+            counts = {**counts, "export": export}
+        connection.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id)
+            .values(status=status, reason=reason, counts=counts)
+        )
+
+
 @task(name="close-stopped-resets", **TASK_OPTIONS)
 @contain_errors
 def close_stopped_runs(district_id: str, run_id: str) -> int:
@@ -293,22 +324,29 @@ def district_reset_lock(
 ) -> Iterator[bool]:
     """Hold the district's reset lock while the block runs.
 
-    Yields False, and takes nothing, when another process has the lock. The lock is an
-    advisory lock (flock) on ``.reset.lock`` in the district's export folder, so
-    the system releases it when its process ends, killed or not. Resets that
-    write to different export roots do not see each other's locks.
+    Yields False, and takes nothing, when another process has the lock. The lock
+    is an advisory lock (flock) on ``.reset.lock`` in the district's export
+    folder, so the system releases it when its process ends, killed or not.
+    Resets that write to different export roots do not see each other's locks.
     """
     try:
         folder = prepare_folder(root, district_id, school_year)
-        path = folder.parent / ".reset.lock"
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        descriptor = os.open(path, flags, 0o644)
     except OSError as exc:
         raise ExportWriteError(
             f"District {district_id}: the export folder "
             f"{export_folder(root, district_id, school_year)} cannot be created "
             f"({exc.strerror or type(exc).__name__}); nothing was reset. Check that "
             "the folder is writable, or pass another export folder."
+        ) from None
+    path = folder.parent / ".reset.lock"
+    try:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise ExportWriteError(
+            f"District {district_id}: the lock file {path} cannot be opened "
+            f"({exc.strerror or type(exc).__name__}); nothing was reset. It must "
+            "be a regular file: remove what is there, and run the reset again."
         ) from None
     try:
         try:
@@ -336,6 +374,11 @@ def _outdated_reason(
     problems = file_problems(folder, manifest)
     if problems:
         return problems[0]
+    detail = step_detail(connection, district_id, school_year, EXPORTED) or {}
+    checked = detail.get("sha256") or {}
+    for name in (CSV_NAME, PARQUET_NAME, MANIFEST_NAME):
+        if checked.get(name) != file_sha256(folder / name):
+            return f"{name} differs from the file that was checked"
     try:
         recorded = manifest_summary(manifest)
     except (KeyError, TypeError, ValueError):

@@ -312,6 +312,9 @@ class ResetLedger(Base):
     school_year: Mapped[int] = mapped_column(Integer)
     step: Mapped[str] = mapped_column(String(64))
     done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # For the "exported" step, the SHA-256 of each checked file, so that a resumed
+    # run keeps only the files that were checked.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 # Roster

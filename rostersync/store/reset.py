@@ -24,8 +24,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
+    LargeBinary,
     and_,
     cast,
     func,
@@ -83,19 +83,18 @@ class ExportOutdatedError(RostersyncError):
 class ReadingSummary:
     """Figures that show whether an export still matches the store.
 
-    Totals of each column, so that new reading, more progress, or a row moved to
-    another student or book changes at least one figure. Two edits that cancel
-    out in every total go unnoticed.
+    Totals of the integer columns, so that new reading, more seconds or pages,
+    or a row moved to another student or to a book id of another length changes
+    at least one figure. percent_complete is left out, because a float total
+    depends on the order of addition and a NaN never equals itself.
     """
 
     rows: int
     students: int
     seconds_read: int
     pages_read: int
-    # The sum of each percent_complete rounded to hundredths, times 100.
-    percent_hundredths: int
     student_id_total: int
-    book_id_characters: int
+    book_id_bytes: int
     first_read_at: datetime | None
     last_read_at: datetime | None
 
@@ -216,16 +215,47 @@ def read_ledger(
 
 
 def record_step(
-    connection: Connection, district_id: str, school_year: int, step: str, now: datetime
+    connection: Connection,
+    district_id: str,
+    school_year: int,
+    step: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
 ) -> None:
-    """Record a done step, unless it is recorded already."""
+    """Record a done step with its detail, replacing the detail of a recorded one."""
     if step in read_ledger(connection, district_id, school_year):
+        connection.execute(
+            update(ResetLedger)
+            .where(
+                ResetLedger.district_id == district_id,
+                ResetLedger.school_year == school_year,
+                ResetLedger.step == step,
+            )
+            .values(detail=detail)
+        )
         return
     connection.execute(
         insert(ResetLedger).values(
-            district_id=district_id, school_year=school_year, step=step, done_at=now
+            district_id=district_id,
+            school_year=school_year,
+            step=step,
+            done_at=now,
+            detail=detail,
         )
     )
+
+
+def step_detail(
+    connection: Connection, district_id: str, school_year: int, step: str
+) -> dict[str, Any] | None:
+    """Return the detail recorded with a done step, or None."""
+    return connection.execute(
+        select(ResetLedger.detail).where(
+            ResetLedger.district_id == district_id,
+            ResetLedger.school_year == school_year,
+            ResetLedger.step == step,
+        )
+    ).scalar_one_or_none()
 
 
 def reading_summary(
@@ -233,16 +263,14 @@ def reading_summary(
 ) -> ReadingSummary:
     """Return the totals of a year's reading in the district; see ReadingSummary."""
     reading = ReadingActivity
-    percent = cast(func.round(reading.percent_complete * 100), BigInteger)
     row = connection.execute(
         select(
             func.count(),
             func.count(func.distinct(reading.student_id)),
             func.coalesce(func.sum(reading.seconds_read), 0),
             func.coalesce(func.sum(reading.pages_read), 0),
-            func.coalesce(func.sum(percent), 0),
             func.coalesce(func.sum(reading.student_id), 0),
-            func.coalesce(func.sum(func.length(reading.book_id)), 0),
+            func.coalesce(func.sum(utf8_bytes(connection, reading.book_id)), 0),
             func.max(reading.first_read_at),
             func.max(reading.last_read_at),
         ).where(
@@ -258,10 +286,21 @@ def reading_summary(
     )
 
 
+def utf8_bytes(connection: Connection, column: Any) -> Any:
+    """Return an expression for the length of a text column in UTF-8 bytes.
+
+    SQLite's length() counts characters up to the first NUL, so the text is cast
+    to a blob there. PostgreSQL has octet_length() and rejects NUL in text.
+    """
+    if connection.dialect.name == "sqlite":
+        return func.length(cast(column, LargeBinary))
+    return func.octet_length(column)
+
+
 def reading_per_student(
     connection: Connection, district_id: str, school_year: int
 ) -> dict[int, tuple[int, int, int, int]]:
-    """Return each reading student's rows, seconds, books and book id characters.
+    """Return each reading student's rows, seconds, books and book id UTF-8 bytes.
 
     Only students with reading in the year are listed.
     """
@@ -272,7 +311,7 @@ def reading_per_student(
             func.count(),
             func.coalesce(func.sum(reading.seconds_read), 0),
             func.count(func.distinct(reading.book_id)),
-            func.coalesce(func.sum(func.length(reading.book_id)), 0),
+            func.coalesce(func.sum(utf8_bytes(connection, reading.book_id)), 0),
         )
         .where(
             reading.school_year == school_year,

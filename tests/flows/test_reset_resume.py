@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -35,12 +36,24 @@ def exports(store_url, tmp_path: Path) -> Path:
 
     register_portal_district(DISTRICT, students=9)
     add_activity(DISTRICT, seed=5)
+    from rostersync.export import PARQUET_NAME, file_sha256
+
     root = tmp_path / "exports"
+    folder = export_folder(root, DISTRICT, ENDING)
     with get_engine().begin() as connection:
-        export_reading_history(
-            connection, DISTRICT, ENDING, export_folder(root, DISTRICT, ENDING)
+        export_reading_history(connection, DISTRICT, ENDING, folder)
+        checked = {
+            name: file_sha256(folder / name)
+            for name in (CSV_NAME, PARQUET_NAME, MANIFEST_NAME)
+        }
+        record_step(
+            connection,
+            DISTRICT,
+            ENDING,
+            EXPORTED,
+            datetime.now(UTC),
+            detail={"sha256": checked},
         )
-        record_step(connection, DISTRICT, ENDING, EXPORTED, datetime.now(UTC))
     return root
 
 
@@ -171,6 +184,11 @@ def test_reading_during_the_reset_is_exported_after_it(exports, monkeypatch):
     folder = export_folder(exports, DISTRICT, ENDING)
     assert "during-reset" in (folder / CSV_NAME).read_text()
     assert_export(folder, DISTRICT)
+    with get_engine().connect() as connection:
+        counts = connection.execute(
+            sa.select(SyncRun.counts).where(SyncRun.id == reports[DISTRICT]["run_id"])
+        ).scalar_one()
+    assert counts["export"]["rows"] == reports[DISTRICT]["export"]["rows"]
 
 
 def test_reading_during_the_export_gets_a_second_export(exports, monkeypatch):
@@ -216,19 +234,29 @@ def test_a_kept_export_that_fails_its_checks_is_written_again(exports):
     assert_export(folder, DISTRICT)
 
 
-def test_a_reset_while_another_runs_is_busy(exports):
+def test_a_reset_while_another_runs_is_busy(exports, monkeypatch):
     import fcntl
 
+    from rostersync.settings import get_settings
+    from tests.alert_receiver import alert_receiver
     from tests.flows.test_reset import snapshot
 
     lock = export_folder(exports, DISTRICT, ENDING).parent / ".reset.lock"
     before = snapshot()
-    with lock.open("a") as handle:
+    with alert_receiver() as receiver, lock.open("a") as handle:
+        monkeypatch.setenv(
+            "ROSTERSYNC_ALERT_URLS", f"json://127.0.0.1:{receiver.port}/alerts"
+        )
+        get_settings.cache_clear()
         fcntl.flock(handle, fcntl.LOCK_EX)
         _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+        alerts = receiver.wait_for(1)
+    get_settings.cache_clear()
 
     assert reports[DISTRICT]["status"] == "busy"
     assert snapshot() == before
+    assert len(alerts) == 1
+    assert str(lock) in alerts[0].body["message"]
 
 
 def test_a_bad_time_zone_fails_its_district_alone(exports):
@@ -245,3 +273,28 @@ def test_a_bad_time_zone_fails_its_district_alone(exports):
     assert reports[DISTRICT]["status"] == "failed"
     assert "'Not/AZone', which is not a known IANA zone" in reports[DISTRICT]["reason"]
     assert reports["other"]["status"] == "completed"
+
+
+def test_a_kept_export_must_be_the_checked_one(exports):
+    """Files rewritten with a matching manifest are not the files the ledger holds."""
+    import pyarrow.parquet as pq
+
+    from rostersync.export import PARQUET_NAME, file_sha256
+
+    folder = export_folder(exports, DISTRICT, ENDING)
+    table = pq.read_table(folder / PARQUET_NAME)
+    pages = table.schema.get_field_index("pages_read")
+    changed = table.set_column(
+        pages, "pages_read", pa.array([4242] * table.num_rows, pa.int64())
+    )
+    pq.write_table(changed, folder / PARQUET_NAME)
+    recorded = manifest(exports)
+    for entry in recorded["files"]:
+        entry["bytes"] = (folder / entry["name"]).stat().st_size
+        entry["sha256"] = file_sha256(folder / entry["name"])
+    (folder / MANIFEST_NAME).write_text(json.dumps(recorded))
+
+    _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
+
+    assert reports[DISTRICT]["export"]["reused"] is False
+    assert 4242 not in pq.read_table(folder / PARQUET_NAME)["pages_read"].to_pylist()

@@ -1,4 +1,4 @@
-"""new school year reset: cleared lists and the students' profile status
+"""new school year reset: cleared lists, profile status, ledger detail
 
 Revision ID: 0005
 Revises: 0004
@@ -29,6 +29,8 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("profile_status", sa.String(length=16), nullable=True)
         )
+    with op.batch_alter_table("reset_ledger", recreate="never") as batch_op:
+        batch_op.add_column(sa.Column("detail", sa.JSON(), nullable=True))
     op.create_index(
         "ix_reading_activity_school_year_student",
         "reading_activity",
@@ -48,6 +50,8 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("users", recreate="never") as batch_op:
         batch_op.drop_column("profile_status")
+    with op.batch_alter_table("reset_ledger", recreate="never") as batch_op:
+        batch_op.drop_column("detail")
     for table in reversed(CLEARED_TABLES):
         with op.batch_alter_table(table, recreate="never") as batch_op:
             batch_op.drop_column("cleared_at")

@@ -4,9 +4,10 @@ The validated frame has one row per student found in the store or in either file
 For the store and for each file (prefix ``store``, ``csv`` or ``parquet``) it has
 the student's rows, seconds read, distinct books and total UTF-8 bytes of book ids,
 with a missing value where the student is absent. Each file also has
-``*_foreign``, its rows of another district or school year than the manifest's,
-and ``*_missing``, True when the store has reading for the student and the file
-has none. Every expectation is blocking: a failed one stops the district's reset.
+``*_foreign``, its rows of another district or school year than the
+manifest's, ``*_unsorted``, its rows out of student and book order, and
+``*_missing``, True when the store has reading for the student and the file has
+none. Every expectation is blocking: a failed one stops the district's reset.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def _file_expectations(gxe, name: str, label: str) -> list:
                 f"{name}_books_are_unique",
                 BLOCKING,
                 "{count} students have a book on more than one row of the "
+                + label
+                + " file, for example {examples}.",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column=f"{name}_unsorted",
+            value_set=[0],
+            **check_fields(
+                f"{name}_rows_are_sorted",
+                BLOCKING,
+                "{count} students have rows out of student and book order in the "
                 + label
                 + " file, for example {examples}.",
             ),

@@ -9,6 +9,7 @@ the manifest first. Messages name students by portal id only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,11 @@ def check_export(
         columns=["student_id", *(f"store_{f}" for f in suite_module.FIGURES)],
     )
     frame["student_id"] = frame["student_id"].astype("int64")
-    for name, table in (
-        ("csv", _read_csv(folder / CSV_NAME)),
-        ("parquet", _read_parquet(folder / PARQUET_NAME)),
+    for name, batches in (
+        ("csv", _csv_batches(folder / CSV_NAME)),
+        ("parquet", _parquet_batches(folder / PARQUET_NAME)),
     ):
-        figures = _file_figures(table, name, district_id, school_year)
+        figures = _file_figures(batches, name, district_id, school_year)
         frame = frame.merge(figures, on="student_id", how="outer")
     number_columns = [c for c in frame.columns if c != "student_id"]
     # A missing figure is NaN: Great Expectations cannot compare pandas' NA.
@@ -99,9 +100,13 @@ _CHECKED_COLUMNS = (
 )
 
 
-def _read_csv(path: Path) -> pa.Table:
+# Rows read from a file per batch, so that memory stays flat whatever its size.
+_BATCH_ROWS = 100_000
+
+
+def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """Read the checked columns of the CSV file, with the ``'`` guard removed."""
-    table = pacsv.read_csv(
+    reader = pacsv.open_csv(
         path,
         # Ids may contain line breaks inside their quoted cells.
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
@@ -117,51 +122,107 @@ def _read_csv(path: Path) -> pa.Table:
             strings_can_be_null=False,
         ),
     )
-    for name in ("district_id", "book_id"):
-        stored = pc.replace_substring_regex(table[name], pattern="^'", replacement="")
-        table = table.set_column(table.schema.get_field_index(name), name, stored)
-    return table
+    for batch in reader:
+        columns = {name: batch.column(name) for name in _CHECKED_COLUMNS}
+        for name in ("district_id", "book_id"):
+            columns[name] = pc.replace_substring_regex(
+                columns[name], pattern="^'", replacement=""
+            )
+        yield pa.RecordBatch.from_pydict(columns)
 
 
-def _read_parquet(path: Path) -> pa.Table:
-    return pq.read_table(path, columns=list(_CHECKED_COLUMNS))
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(
+        batch_size=_BATCH_ROWS, columns=list(_CHECKED_COLUMNS)
+    )
 
 
 def _file_figures(
-    table: pa.Table, name: str, district_id: str, school_year: int
+    batches: Iterable[pa.RecordBatch], name: str, district_id: str, school_year: int
 ) -> pd.DataFrame:
-    """Return one file's rows, seconds, books, book characters and foreign rows."""
+    """Return one file's figures per student, reading it batch by batch.
+
+    The export is sorted by student and book, so a repeated book is the same
+    key as the row before it. A row whose key sorts before the previous one is
+    counted as unsorted, because a repeat could then hide elsewhere.
+    """
+    partials = []
+    previous: tuple[Any, Any] = (None, None)
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        partials.append(_batch_figures(batch, previous, district_id, school_year))
+        previous = (batch["student_id"][-1].as_py(), batch["book_id"][-1].as_py())
+    columns = ("rows", "seconds", "book_id_bytes", "foreign", "repeated", "unsorted")
+    if not partials:
+        return pd.DataFrame(
+            {"student_id": pd.Series([], dtype="int64")}
+            | {f"{name}_{c}": pd.Series([], dtype="int64") for c in (*columns, "books")}
+        )
+    combined = (
+        pa.concat_tables(partials)
+        .group_by("student_id")
+        .aggregate([(column, "sum") for column in columns])
+    )
+    frame = pd.DataFrame({"student_id": combined["student_id"].to_numpy()})
+    for column in columns:
+        frame[f"{name}_{column}"] = combined[f"{column}_sum"].to_numpy()
+    frame[f"{name}_books"] = frame[f"{name}_rows"] - frame[f"{name}_repeated"]
+    return frame.drop(columns=[f"{name}_repeated"])
+
+
+def _batch_figures(
+    batch: pa.RecordBatch,
+    previous: tuple[Any, Any],
+    district_id: str,
+    school_year: int,
+) -> pa.Table:
+    """Return one batch's figures per student, given the key of the row before it."""
+    students = batch["student_id"]
+    books = batch["book_id"]
+    last = batch.num_rows - 1
+    before_students = pa.concat_arrays(
+        [pa.array([previous[0]], pa.int64()), students.slice(0, last)]
+    )
+    before_books = pa.concat_arrays(
+        [pa.array([previous[1]], pa.string()), books.slice(0, last)]
+    )
+    same_student = pc.equal(students, before_students)
+    repeated = pc.and_(same_student, pc.equal(books, before_books))
+    unsorted = pc.or_(
+        pc.less(students, before_students),
+        pc.and_(same_student, pc.less(books, before_books)),
+    )
     foreign = pc.or_(
-        pc.not_equal(table["district_id"], district_id),
-        pc.not_equal(table["school_year"].cast(pa.int64()), school_year),
+        pc.not_equal(batch["district_id"], district_id),
+        pc.not_equal(batch["school_year"].cast(pa.int64()), school_year),
     )
     data = pa.table(
         {
-            "student_id": table["student_id"],
-            "seconds": pc.fill_null(table["seconds_read"], 0),
-            "book_id": table["book_id"],
-            "book_id_bytes": pc.fill_null(pc.binary_length(table["book_id"]), 0),
+            "student_id": students,
+            "rows": pa.array([1] * batch.num_rows, pa.int64()),
+            "seconds": pc.fill_null(batch["seconds_read"], 0),
+            "book_id_bytes": pc.fill_null(pc.binary_length(books), 0),
             "foreign": pc.fill_null(foreign, True).cast(pa.int64()),
+            "repeated": pc.fill_null(repeated, False).cast(pa.int64()),
+            "unsorted": pc.fill_null(unsorted, False).cast(pa.int64()),
         }
     )
     grouped = data.group_by("student_id").aggregate(
         [
-            ("book_id", "count", pc.CountOptions(mode="all")),
-            ("seconds", "sum"),
-            ("book_id", "count_distinct", pc.CountOptions(mode="all")),
-            ("book_id_bytes", "sum"),
-            ("foreign", "sum"),
+            (column, "sum")
+            for column in (
+                "rows",
+                "seconds",
+                "book_id_bytes",
+                "foreign",
+                "repeated",
+                "unsorted",
+            )
         ]
     )
-    return pd.DataFrame(
-        {
-            "student_id": grouped["student_id"].to_numpy(),
-            f"{name}_rows": grouped["book_id_count"].to_numpy(),
-            f"{name}_seconds": grouped["seconds_sum"].to_numpy(),
-            f"{name}_books": grouped["book_id_count_distinct"].to_numpy(),
-            f"{name}_book_id_bytes": grouped["book_id_bytes_sum"].to_numpy(),
-            f"{name}_foreign": grouped["foreign_sum"].to_numpy(),
-        }
+    return grouped.rename_columns(
+        [name.removesuffix("_sum") for name in grouped.column_names]
     )
 
 

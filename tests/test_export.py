@@ -339,6 +339,10 @@ def _other_year(rows):
     return rows
 
 
+def _reversed(rows):
+    return rows[::-1]
+
+
 def _other_district(rows):
     rows[0]["district_id"] = "another"
     return rows
@@ -353,8 +357,9 @@ def _other_district(rows):
         (_one_book, "csv_books_are_unique"),
         (_other_year, "csv_has_only_this_district_and_year"),
         (_other_district, "csv_has_only_this_district_and_year"),
+        (_reversed, "csv_rows_are_sorted"),
     ],
-    ids=["duplicate", "swap", "zero-seconds", "one-book", "year", "district"],
+    ids=["duplicate", "swap", "zero-seconds", "one-book", "year", "district", "order"],
 )
 def test_a_changed_value_fails_the_expectations(district, out, change, failed):
     manifest = export(out)

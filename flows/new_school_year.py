@@ -369,6 +369,8 @@ def _not_due(report: dict[str, Any], target: Any) -> None:
     """Report a district whose August 1 has not come, or that was reset already."""
     if target.previous_reset_at is not None:
         report["status"] = ALREADY_RESET
+        # Books assigned since then belong to the new year and stay where they are.
+        report["recent_assignments"] = {"books": 0, "educators": []}
         report["ending_year"] = year_label(target.ending_year - 1)
         report["new_year"] = year_label(target.ending_year)
         report["counts"] = {}

@@ -412,6 +412,7 @@ def test_reset_of_three_districts(store_url, tmp_path: Path, monkeypatch):
         assert again[district]["status"] == "already_reset"
         assert again[district]["counts"] == {}
         assert again[district]["export"] == {}
+        assert again[district]["recent_assignments"]["books"] == 0
     assert snapshot() == after
     assert _export_bytes(exports, (INTEGRATED, PORTAL)) == export_bytes
 

@@ -3,11 +3,11 @@
 The validated frame has one row per student found in the store or in either file.
 For the store and for each file (prefix ``store``, ``csv`` or ``parquet``) it has
 the student's rows, seconds read, distinct books and total UTF-8 bytes of book ids,
-with a missing value where the student is absent. Each file also has
-``*_foreign``, its rows of another district or school year than the
-manifest's, ``*_unsorted``, its rows out of student and book order, and
-``*_missing``, True when the store has reading for the student and the file has
-none. Every expectation is blocking: a failed one stops the district's reset.
+with a missing value where the student is absent. Each file also has three
+columns. ``*_foreign`` counts its rows of another district or school year than
+the manifest's, and ``*_unsorted`` its rows out of student and book order.
+``*_missing`` is True when the store has reading for the student and the file
+has none. Every expectation is blocking: a failed one stops the district's reset.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ DISTRICT = "exp"
 
 
 @pytest.mark.parametrize("district_id", ["d-12", "district_7", "a.b", "x9", "a" * 64])
-def test_a_safe_id_is_its_own_folder_name(district_id):
+def test_safe_id_is_its_own_folder_name(district_id):
     assert district_folder_name(district_id) == district_id
 
 
@@ -53,7 +53,7 @@ def test_a_safe_id_is_its_own_folder_name(district_id):
     "district_id",
     ["../etc", "a/b", "a\\b", ".hidden", "con", "nul.txt", "é", " ", "-x", "X9", "x.."],
 )
-def test_an_unsafe_id_gets_a_safe_name_with_its_hash(district_id):
+def test_unsafe_id_gets_a_safe_name_with_its_hash(district_id):
     name = district_folder_name(district_id)
 
     assert name != district_id
@@ -73,13 +73,13 @@ def test_ids_differing_in_case_get_different_folders():
     assert lower.lower() != upper.lower()
 
 
-def test_an_id_like_a_hashed_name_gets_its_own_folder():
+def test_id_like_a_hashed_name_gets_its_own_folder():
     hashed = district_folder_name("a b")
 
     assert district_folder_name(hashed) != hashed
 
 
-def test_the_export_folder_stays_under_its_root(tmp_path: Path):
+def test_export_folder_stays_under_its_root(tmp_path: Path):
     folder = export_folder(tmp_path, "../../outside", 2025)
 
     assert folder.resolve().is_relative_to(tmp_path.resolve())
@@ -90,7 +90,7 @@ def test_the_export_folder_stays_under_its_root(tmp_path: Path):
     "value",
     ["=1+1", "+42", "-7", "@SUM(1)", "\tx", "\rx", " =1", "\n@x", "＝1", "'x", "'=1"],
 )
-def test_a_guarded_cell_gets_a_quote(value):
+def test_guarded_cell_gets_a_quote(value):
     assert spreadsheet_safe(value) == "'" + value
 
 
@@ -100,7 +100,7 @@ def test_other_cells_are_kept(value):
 
 
 @pytest.mark.parametrize("value", ["=1", "'=1", "''", "x", "", " -2"])
-def test_the_stored_value_comes_back(value):
+def test_stored_value_comes_back(value):
     assert stored_value(spreadsheet_safe(value)) == value
 
 
@@ -130,7 +130,7 @@ def per_student() -> dict[int, tuple[int, int, int, int]]:
         return reading_per_student(connection, DISTRICT, ENDING)
 
 
-def test_a_fresh_export_passes_its_checks(district, out: Path):
+def test_fresh_export_passes_its_checks(district, out: Path):
     manifest = export(out)
 
     check = check_export(out, manifest, per_student())
@@ -153,7 +153,7 @@ def test_progress_is_reported_per_batch(district, out: Path):
     ]
 
 
-def test_a_changed_file_fails_on_its_checksum(district, out: Path):
+def test_changed_file_fails_on_its_checksum(district, out: Path):
     manifest = export(out)
     path = out / CSV_NAME
     path.write_bytes(path.read_bytes().replace(b"book-0", b"book-9", 1))
@@ -163,7 +163,7 @@ def test_a_changed_file_fails_on_its_checksum(district, out: Path):
     assert check.problems == [f"the SHA-256 of {CSV_NAME} differs from the manifest's"]
 
 
-def test_a_missing_file_is_named(district, out: Path):
+def test_missing_file_is_named(district, out: Path):
     manifest = export(out)
     (out / PARQUET_NAME).unlink()
 
@@ -172,7 +172,7 @@ def test_a_missing_file_is_named(district, out: Path):
     assert check.problems == [f"{PARQUET_NAME} is missing from {out}"]
 
 
-def test_a_student_missing_from_the_csv_fails_the_expectations(district, out):
+def test_student_missing_from_the_csv_fails_the_expectations(district, out):
     manifest = export(out)
     lines = (out / CSV_NAME).read_text().splitlines(keepends=True)
     student = lines[1].split(",")[2]
@@ -198,7 +198,7 @@ def test_a_student_missing_from_the_csv_fails_the_expectations(district, out):
     assert all(f"student ids {student}" in problem for problem in check.problems)
 
 
-def test_a_manifest_row_count_that_differs_fails(district, out: Path):
+def test_manifest_row_count_that_differs_fails(district, out: Path):
     manifest = export(out)
     for entry in manifest["files"]:
         entry["rows"] += 1
@@ -209,7 +209,7 @@ def test_a_manifest_row_count_that_differs_fails(district, out: Path):
     assert failed == ["csv_rows_match_manifest", "parquet_rows_match_manifest"]
 
 
-def test_a_year_without_reading_exports_empty_files(district, out: Path):
+def test_year_without_reading_exports_empty_files(district, out: Path):
     with get_engine().connect() as connection:
         manifest = export_reading_history(connection, DISTRICT, ENDING - 5, out)
         store = reading_per_student(connection, DISTRICT, ENDING - 5)
@@ -231,7 +231,7 @@ def test_no_partial_file_is_left(district, out: Path):
     ]
 
 
-def test_the_manifest_records_the_store_figures(district, out: Path):
+def test_manifest_records_the_store_figures(district, out: Path):
     manifest = export(out)
 
     with get_engine().connect() as connection:
@@ -361,7 +361,7 @@ def _other_district(rows):
     ],
     ids=["duplicate", "swap", "zero-seconds", "one-book", "year", "district", "order"],
 )
-def test_a_changed_value_fails_the_expectations(district, out, change, failed):
+def test_changed_value_fails_the_expectations(district, out, change, failed):
     manifest = export(out)
     rewrite_csv(out, manifest, change)
 
@@ -370,7 +370,7 @@ def test_a_changed_value_fails_the_expectations(district, out, change, failed):
     assert failed in {problem.split(":")[0] for problem in check.problems}
 
 
-def test_a_linked_district_folder_is_rejected(tmp_path: Path):
+def test_linked_district_folder_is_rejected(tmp_path: Path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     root = tmp_path / "exports"
@@ -383,7 +383,7 @@ def test_a_linked_district_folder_is_rejected(tmp_path: Path):
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_planted_link_is_not_followed(district, out: Path, tmp_path: Path):
+def test_planted_link_is_not_followed(district, out: Path, tmp_path: Path):
     victim = tmp_path / "victim.txt"
     victim.write_text("kept")
     out.mkdir()
@@ -395,7 +395,7 @@ def test_a_planted_link_is_not_followed(district, out: Path, tmp_path: Path):
     assert not (out / CSV_NAME).is_symlink()
 
 
-def test_a_linked_export_file_is_a_problem(district, out: Path, tmp_path: Path):
+def test_linked_export_file_is_a_problem(district, out: Path, tmp_path: Path):
     manifest = export(out)
     copy = tmp_path / "copy.csv"
     copy.write_bytes((out / CSV_NAME).read_bytes())
@@ -407,7 +407,7 @@ def test_a_linked_export_file_is_a_problem(district, out: Path, tmp_path: Path):
     assert check.problems == [f"{CSV_NAME} is a symbolic link, not the exported file"]
 
 
-def test_a_failed_export_leaves_no_partial_file(district, out: Path):
+def test_failed_export_leaves_no_partial_file(district, out: Path):
     def fail(rows: int) -> None:
         raise RuntimeError("stop")
 
@@ -429,7 +429,7 @@ def test_a_failed_export_leaves_no_partial_file(district, out: Path):
     ],
     ids=["pages", "book", "last-read", "student"],
 )
-def test_the_totals_notice_a_changed_value(district, change):
+def test_totals_notice_a_changed_value(district, change):
     with get_engine().connect() as connection:
         before = reading_summary(connection, DISTRICT, ENDING)
     with get_engine().begin() as connection:

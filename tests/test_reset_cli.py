@@ -19,7 +19,7 @@ def add_portal_district(district_id: str, year: int = ENDING) -> int:
     )  # fmt: skip
 
 
-def test_a_district_without_an_integration_is_listed(store_url, capsys):
+def test_district_without_an_integration_is_listed(store_url, capsys):
     assert add_portal_district("p") == 0
     capsys.readouterr()
 
@@ -28,7 +28,7 @@ def test_a_district_without_an_integration_is_listed(store_url, capsys):
     assert f"p\tnone\t-\t{ENDING}\tPortal district" in capsys.readouterr().out
 
 
-def test_a_district_without_an_integration_takes_no_source(store_url, capsys):
+def test_district_without_an_integration_takes_no_source(store_url, capsys):
     status = main(
         ["district", "add", "p", "--name", "P", "--provider", "none",
          "--source", "/tmp"]
@@ -38,7 +38,7 @@ def test_a_district_without_an_integration_takes_no_source(store_url, capsys):
     assert "leave it out with --provider none" in capsys.readouterr().err
 
 
-def test_a_provider_needs_a_source(store_url, capsys):
+def test_provider_needs_a_source(store_url, capsys):
     status = main(["district", "add", "c", "--name", "C", "--provider", "clever"])
 
     assert status == 2
@@ -46,7 +46,7 @@ def test_a_provider_needs_a_source(store_url, capsys):
 
 
 @pytest.mark.parametrize("year", ["abc", "1999", "26"])
-def test_a_school_year_must_be_a_calendar_year(store_url, capsys, year):
+def test_school_year_must_be_a_calendar_year(store_url, capsys, year):
     with pytest.raises(SystemExit) as exit_info:
         add_portal_district("p", year)  # type: ignore[arg-type]
 
@@ -54,7 +54,7 @@ def test_a_school_year_must_be_a_calendar_year(store_url, capsys, year):
     assert "is not a school year" in capsys.readouterr().err
 
 
-def test_a_district_without_an_integration_has_nothing_to_sync(store_url, capsys):
+def test_district_without_an_integration_has_nothing_to_sync(store_url, capsys):
     add_portal_district("p")
 
     status = main(["sync", "p"])

@@ -62,7 +62,7 @@ def manifest(root: Path) -> dict:
     return json.loads((folder / MANIFEST_NAME).read_text())
 
 
-def test_a_recorded_export_that_still_holds_is_kept(exports: Path):
+def test_recorded_export_that_still_holds_is_kept(exports: Path):
     written = manifest(exports)["exported_at"]
 
     _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
@@ -72,7 +72,7 @@ def test_a_recorded_export_that_still_holds_is_kept(exports: Path):
     assert manifest(exports)["exported_at"] == written
 
 
-def test_a_recorded_export_whose_file_changed_is_written_again(exports: Path):
+def test_recorded_export_whose_file_changed_is_written_again(exports: Path):
     path = export_folder(exports, DISTRICT, ENDING) / CSV_NAME
     path.write_text(path.read_text()[:-200])
 
@@ -113,7 +113,7 @@ def test_reading_after_a_recorded_export_is_exported_too(exports: Path):
     assert_export(folder, DISTRICT)
 
 
-def test_the_stopped_run_is_closed_as_failed(exports: Path):
+def test_stopped_run_is_closed_as_failed(exports: Path):
     stopped = str(uuid.uuid4())
     with get_engine().begin() as connection:
         connection.execute(
@@ -212,7 +212,7 @@ def test_reading_during_the_export_gets_a_second_export(exports, monkeypatch):
     assert calls == [False, True]
 
 
-def test_a_kept_export_that_fails_its_checks_is_written_again(exports):
+def test_kept_export_that_fails_its_checks_is_written_again(exports):
     from tests.test_export import rewrite_csv
 
     folder = export_folder(exports, DISTRICT, ENDING)
@@ -234,7 +234,7 @@ def test_a_kept_export_that_fails_its_checks_is_written_again(exports):
     assert_export(folder, DISTRICT)
 
 
-def test_a_reset_while_another_runs_is_busy(exports, monkeypatch):
+def test_reset_while_another_runs_is_busy(exports, monkeypatch):
     import fcntl
 
     from rostersync.settings import get_settings
@@ -259,7 +259,7 @@ def test_a_reset_while_another_runs_is_busy(exports, monkeypatch):
     assert str(lock) in alerts[0].body["message"]
 
 
-def test_a_bad_time_zone_fails_its_district_alone(exports):
+def test_bad_time_zone_fails_its_district_alone(exports):
     register_portal_district("other", students=3)
     with get_engine().begin() as connection:
         connection.execute(
@@ -275,7 +275,7 @@ def test_a_bad_time_zone_fails_its_district_alone(exports):
     assert reports["other"]["status"] == "completed"
 
 
-def test_a_kept_export_must_be_the_checked_one(exports):
+def test_kept_export_must_be_the_checked_one(exports):
     """Files rewritten with a matching manifest are not the files the ledger holds."""
     import pyarrow.parquet as pq
 

@@ -147,3 +147,13 @@ def test_reset_with_an_unreachable_store_exits_two(monkeypatch, capsys):
 
     assert status == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_portal_district_contract_dates_are_checked(store_url, capsys):
+    status = main(
+        ["district", "add", "p", "--name", "P", "--provider", "none",
+         "--contract-start", "2027-06-30", "--contract-end", "2026-07-01"]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "is before contract start" in capsys.readouterr().err

@@ -97,17 +97,22 @@ def add_district(
     _check_district_values(district_id, provider, timezone, removal_threshold)
     if not name.strip():
         raise ConfigurationError("The district name is empty; pass --name NAME.")
-    if provider == NO_INTEGRATION:
-        _add_district_row(
-            engine,
-            district_id,
-            name,
-            timezone,
-            contract_start,
-            contract_end,
-            school_year,
-            removal_threshold,
+    if contract_start and contract_end and contract_end < contract_start:
+        raise ConfigurationError(
+            f"Contract end {contract_end} is before contract start {contract_start}; "
+            "pass dates in the order start, end."
         )
+    district = {
+        "name": name,
+        "timezone": timezone,
+        "contract_start": contract_start,
+        "contract_end": contract_end,
+        "school_year": school_year,
+        "removal_threshold": removal_threshold,
+    }
+    if provider == NO_INTEGRATION:
+        with Session(engine) as session, session.begin():
+            _add_district_row(session, district_id, **district)
         return
     check_source(provider, source)
     credentials_ref = credentials_ref or {}
@@ -118,31 +123,8 @@ def add_district(
     if incremental is None:
         incremental = provider == "clever" and _is_url(source)
     _check_incremental(provider, source, incremental)
-    if contract_start and contract_end and contract_end < contract_start:
-        raise ConfigurationError(
-            f"Contract end {contract_end} is before contract start {contract_start}; "
-            "pass dates in the order start, end."
-        )
-    now = datetime.now(ZoneInfo("UTC"))
-    year = school_year or _school_year_on(now.astimezone(ZoneInfo(timezone)).date())
     with Session(engine) as session, session.begin():
-        if session.get(District, district_id) is not None:
-            raise ConfigurationError(
-                f"District {district_id!r} is already registered; choose another id "
-                "or change the existing district."
-            )
-        session.add(
-            District(
-                id=district_id,
-                name=name,
-                timezone=timezone,
-                contract_start=contract_start,
-                contract_end=contract_end,
-                school_year=year,
-                removal_threshold=removal_threshold,
-                created_at=now,
-            )
-        )
+        now = _add_district_row(session, district_id, **district)
         session.flush()
         integration = Integration(
             district_id=district_id,
@@ -200,36 +182,41 @@ def no_integration_message(district_id: str) -> str:
 
 
 def _add_district_row(
-    engine: Engine,
+    session: Session,
     district_id: str,
+    *,
     name: str,
     timezone: str,
     contract_start: date | None,
     contract_end: date | None,
     school_year: int | None,
     removal_threshold: int | None,
-) -> None:
-    """Register a district without an integration; raise if the id is taken."""
+) -> datetime:
+    """Add the district's row to the session; raise if the id is taken.
+
+    Returns the registration time. Without ``school_year``, the district starts
+    in the school year of its local date.
+    """
     now = datetime.now(ZoneInfo("UTC"))
     year = school_year or _school_year_on(now.astimezone(ZoneInfo(timezone)).date())
-    with Session(engine) as session, session.begin():
-        if session.get(District, district_id) is not None:
-            raise ConfigurationError(
-                f"District {district_id!r} is already registered; choose another id "
-                "or change the existing district."
-            )
-        session.add(
-            District(
-                id=district_id,
-                name=name,
-                timezone=timezone,
-                contract_start=contract_start,
-                contract_end=contract_end,
-                school_year=year,
-                removal_threshold=removal_threshold,
-                created_at=now,
-            )
+    if session.get(District, district_id) is not None:
+        raise ConfigurationError(
+            f"District {district_id!r} is already registered; choose another id "
+            "or change the existing district."
         )
+    session.add(
+        District(
+            id=district_id,
+            name=name,
+            timezone=timezone,
+            contract_start=contract_start,
+            contract_end=contract_end,
+            school_year=year,
+            removal_threshold=removal_threshold,
+            created_at=now,
+        )
+    )
+    return now
 
 
 def _check_district_values(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from rostersync.store.reset import (
 )
 from rostersync.store.runs import utc_now
 from tasks.alert import alert_flow_outcome, current_flow_run_id
+from tasks.options import log_crash
 from tasks.reset import (
     FLOW_NAME,
     ExportCheckError,
@@ -31,14 +31,13 @@ from tasks.reset import (
     district_reset_lock,
     export_history,
     export_is_current,
-    list_all_districts,
     list_due_districts,
     read_reset_state,
     record_reset_run,
     record_run_outcome,
     reset_in_store,
 )
-from tasks.store import start_sync_run
+from tasks.store import list_district_ids, start_sync_run
 
 # Statuses of one district in a reset run.
 COMPLETED = "completed"
@@ -93,7 +92,7 @@ def new_school_year_reset(
         if district_id is not None:
             district_ids = [district_id]
         elif dry_run:
-            district_ids = list_all_districts()
+            district_ids = list_district_ids()
         else:
             district_ids = list_due_districts(now)
     except RostersyncError as exc:
@@ -174,14 +173,7 @@ def _reset_one(
     except RostersyncError as exc:
         _fail(report, str(exc))
     except Exception as exc:  # noqa: BLE001 - one district's crash must not stop the rest
-        # The message of an unexpected error may quote record values, so the log
-        # gets the class and the stack without it.
-        logger.error(
-            "district %s: the reset crashed with %s at\n%s",
-            district_id,
-            type(exc).__name__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_crash(logger, district_id, "reset", exc)
         _fail(
             report,
             f"The reset crashed with {type(exc).__name__}; its transaction was "

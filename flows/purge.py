@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import time
-import traceback
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
-from sqlalchemy import select
 
 from rostersync.alerts import Alert
 from rostersync.errors import RostersyncError
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.decisions import expire_stale_plans
-from rostersync.store.models import District
 from rostersync.store.purge import (
     COUNT_KEYS,
     purge_archived_users,
@@ -24,8 +21,8 @@ from rostersync.store.purge import (
 )
 from rostersync.store.runs import finish_run, utc_now
 from tasks.alert import send_alert_task
-from tasks.options import IO_TASK_OPTIONS, contain_errors
-from tasks.store import start_sync_run
+from tasks.options import IO_TASK_OPTIONS, contain_errors, log_crash
+from tasks.store import list_district_ids, start_sync_run
 
 FLOW_NAME = "purge-archived-users"
 COMPLETED = "completed"
@@ -43,16 +40,6 @@ DESCRIPTION = (
 
 
 # Tasks
-
-
-@task(name="list-districts", **IO_TASK_OPTIONS)
-@contain_errors
-def list_district_ids() -> list[str]:
-    """Read the ids of every registered district, sorted."""
-    with store_errors(), get_engine().connect() as connection:
-        return list(
-            connection.execute(select(District.id).order_by(District.id)).scalars()
-        )
 
 
 @task(name="read-retention", **IO_TASK_OPTIONS)
@@ -207,14 +194,7 @@ def _purge_one(district_id: str, dry_run: bool) -> dict[str, Any]:
         _fail(summary, str(exc))
         return summary
     except Exception as exc:  # noqa: BLE001 - one district's crash must not stop the rest
-        # The message of an unexpected error may quote record values, so the log
-        # gets the class and the stack without it.
-        logger.error(
-            "district %s: the purge crashed with %s at\n%s",
-            district_id,
-            type(exc).__name__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_crash(logger, district_id, "purge", exc)
         _fail(
             summary,
             f"The purge crashed with {type(exc).__name__}; nothing was deleted. The "

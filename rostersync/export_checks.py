@@ -100,6 +100,16 @@ _CHECKED_COLUMNS = (
 )
 
 
+# Per-student figures summed over a file's batches.
+_SUMMED_FIGURES = (
+    "rows",
+    "seconds",
+    "book_id_bytes",
+    "foreign",
+    "repeated",
+    "unsorted",
+)
+
 # Rows read from a file per batch, so that memory stays flat whatever its size.
 _BATCH_ROWS = 100_000
 
@@ -153,7 +163,7 @@ def _file_figures(
             continue
         partials.append(_batch_figures(batch, previous, district_id, school_year))
         previous = (batch["student_id"][-1].as_py(), batch["book_id"][-1].as_py())
-    columns = ("rows", "seconds", "book_id_bytes", "foreign", "repeated", "unsorted")
+    columns = _SUMMED_FIGURES
     if not partials:
         return pd.DataFrame(
             {"student_id": pd.Series([], dtype="int64")}
@@ -181,6 +191,7 @@ def _batch_figures(
     students = batch["student_id"]
     books = batch["book_id"]
     last = batch.num_rows - 1
+
     before_students = pa.concat_arrays(
         [pa.array([previous[0]], pa.int64()), students.slice(0, last)]
     )
@@ -193,6 +204,7 @@ def _batch_figures(
         pc.less(students, before_students),
         pc.and_(same_student, pc.less(books, before_books)),
     )
+
     foreign = pc.or_(
         pc.not_equal(batch["district_id"], district_id),
         pc.not_equal(batch["school_year"].cast(pa.int64()), school_year),
@@ -209,17 +221,7 @@ def _batch_figures(
         }
     )
     grouped = data.group_by("student_id").aggregate(
-        [
-            (column, "sum")
-            for column in (
-                "rows",
-                "seconds",
-                "book_id_bytes",
-                "foreign",
-                "repeated",
-                "unsorted",
-            )
-        ]
+        [(column, "sum") for column in _SUMMED_FIGURES]
     )
     return grouped.rename_columns(
         [name.removesuffix("_sum") for name in grouped.column_names]

@@ -99,12 +99,12 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"  reason: {report['reason']}")
     export = report.get("export") or {}
     if export.get("folder"):
-        kept = ", kept from an earlier run" if export.get("reused") else ""
+        origin = ", kept from an earlier run" if export.get("reused") else ""
         if export.get("refreshed"):
-            kept = ", written again with reading that arrived during the reset"
+            origin = ", written again with reading that arrived during the reset"
         print(
             f"  export: {export['rows']} rows of {export['students']} students in "
-            f"{export['folder']}{kept}"
+            f"{export['folder']}{origin}"
         )
     counts = report.get("counts") or {}
     if counts:

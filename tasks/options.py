@@ -77,3 +77,17 @@ def contain_errors(function: Callable[P, R]) -> Callable[P, R]:
             ) from None
 
     return contained
+
+
+def log_crash(log: Any, district_id: str, step: str, error: Exception) -> None:
+    """Log a district's unexpected error by class and stack, without its message.
+
+    The message of a library's exception can quote record values.
+    """
+    log.error(
+        "district %s: the %s crashed with %s at\n%s",
+        district_id,
+        step,
+        type(error).__name__,
+        "".join(traceback.format_tb(error.__traceback__)),
+    )

@@ -28,7 +28,7 @@ from rostersync.export import (
     read_manifest,
 )
 from rostersync.store.database import get_engine, store_errors
-from rostersync.store.models import District, SyncRun
+from rostersync.store.models import SyncRun
 from rostersync.store.reset import (
     EXPORTED,
     ResetTarget,
@@ -86,16 +86,6 @@ def list_due_districts(now: datetime) -> list[str]:
     """Return the districts due for the reset at ``now``, in their own time zones."""
     with store_errors(), get_engine().connect() as connection:
         return due_district_ids(connection, now)
-
-
-@task(name="list-all-districts", **IO_TASK_OPTIONS)
-@contain_errors
-def list_all_districts() -> list[str]:
-    """Return every registered district, sorted."""
-    with store_errors(), get_engine().connect() as connection:
-        return list(
-            connection.execute(select(District.id).order_by(District.id)).scalars()
-        )
 
 
 @task(name="read-reset-state", **IO_TASK_OPTIONS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import task
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from rostersync.alerts import Alert, send_alert
 from rostersync.guard import GuardVerdict
@@ -24,7 +24,7 @@ from rostersync.store.districts import (
     store_pull_state,
     suspend_integration,
 )
-from rostersync.store.models import SyncRun
+from rostersync.store.models import District, SyncRun
 from rostersync.store.rules import record_applied_rule_set
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
 from rostersync.store.snapshot import load_snapshot
@@ -44,6 +44,16 @@ def start_sync_run(
             flow_name,
             flow_run_id=flow_run_id,
             dry_run=dry_run,
+        )
+
+
+@task(name="list-districts", **IO_TASK_OPTIONS)
+@contain_errors
+def list_district_ids() -> list[str]:
+    """Read the ids of every registered district, sorted."""
+    with store_errors(), get_engine().connect() as connection:
+        return list(
+            connection.execute(select(District.id).order_by(District.id)).scalars()
         )
 
 

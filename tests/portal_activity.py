@@ -1,10 +1,10 @@
 """A year of generated Educator Portal activity for the users already in a district.
 
-``add_year_of_activity`` adds book assignments (to students and sections, some in
-the last 14 days), bookshelf and "My Books" items, book requests in every status,
-reading activity and "My Students" rows for the ending school year, rows of
-earlier years, most of them handled by an earlier reset, and one assignment made
-for the new year. A seed makes it repeatable.
+``add_year_of_activity`` adds a year of book assignments to students and sections,
+some in the last 14 days, and bookshelf and "My Books" items. It adds book
+requests in every status, reading activity and "My Students" rows for the ending
+school year. It also adds rows of earlier years, most of them handled by an
+earlier reset, and one assignment made for the new year. A seed makes it repeatable.
 Some ids start with ``=``, ``+``, ``-`` or ``@`` so that the export's spreadsheet
 guard has cells to protect.
 """

@@ -176,14 +176,16 @@ def test_student_missing_from_the_csv_fails_the_expectations(district, out):
     manifest = export(out)
     lines = (out / CSV_NAME).read_text().splitlines(keepends=True)
     student = lines[1].split(",")[2]
-    kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[2] != student]
-    (out / CSV_NAME).write_text("".join(kept))
+    remaining = [lines[0]] + [
+        line for line in lines[1:] if line.split(",")[2] != student
+    ]
+    (out / CSV_NAME).write_text("".join(remaining))
     # A manifest rewritten to match the shorter file passes the checksum.
     entry = next(e for e in manifest["files"] if e["name"] == CSV_NAME)
     entry.update(
         bytes=(out / CSV_NAME).stat().st_size,
         sha256=file_sha256(out / CSV_NAME),
-        rows=len(kept) - 1,
+        rows=len(remaining) - 1,
     )
 
     check = check_export(out, manifest, per_student())

@@ -66,14 +66,7 @@ def copy_store(url: str, tmp_path: Path) -> str:
         shutil.copyfile(parsed.database, copy)
         return f"sqlite:///{copy}"
     name = f"{parsed.database}_copy"
-    admin = sa.create_engine(
-        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(
-            sa.text(f'create database "{name}" template "{parsed.database}"')
-        )
-    admin.dispose()
+    run_admin(url, f'create database "{name}" template "{parsed.database}"')
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
@@ -81,38 +74,38 @@ def drop_copy(url: str) -> None:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return
+    run_admin(url, f'drop database if exists "{parsed.database}" with (force)')
+
+
+def run_admin(url: str, statement: str) -> None:
+    """Run a statement on the PostgreSQL server of ``url``, outside a transaction."""
+    parsed = sa.engine.make_url(url)
     admin = sa.create_engine(
         parsed.set(database="postgres"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as connection:
-        connection.execute(
-            sa.text(f'drop database if exists "{parsed.database}" with (force)')
-        )
+        connection.execute(sa.text(statement))
     admin.dispose()
 
 
-def ledger_rows(url: str) -> int:
+def ledger_values(url: str, query: str) -> list:
+    """Return the first column of a query on the store at ``url``, own engine."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return connection.execute(
-                sa.text("select count(*) from reset_ledger")
-            ).scalar_one()
+            return list(connection.execute(sa.text(query)).scalars())
     finally:
         engine.dispose()
+
+
+def ledger_rows(url: str) -> int:
+    return ledger_values(url, "select count(*) from reset_ledger")[0]
 
 
 def reset_districts(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return set(
-                connection.execute(
-                    sa.text("select district_id from reset_ledger where step = 'reset'")
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
+    return set(
+        ledger_values(url, "select district_id from reset_ledger where step = 'reset'")
+    )
 
 
 def state_of(url: str, monkeypatch: pytest.MonkeyPatch) -> dict:

@@ -62,6 +62,29 @@ def manifest(root: Path) -> dict:
     return json.loads((folder / MANIFEST_NAME).read_text())
 
 
+def insert_reading(book_id: str) -> None:
+    """Commit one reading row of the ending year for a student of the district."""
+    with get_engine().begin() as connection:
+        student = (
+            connection.execute(
+                sa.select(User.id).where(
+                    User.district_id == DISTRICT, User.kind == "student"
+                )
+            )
+            .scalars()
+            .first()
+        )
+        connection.execute(
+            sa.insert(ReadingActivity).values(
+                student_id=student,
+                book_id=book_id,
+                school_year=ENDING,
+                seconds_read=30,
+                last_read_at=datetime.now(UTC),
+            )
+        )
+
+
 def test_recorded_export_that_still_holds_is_kept(exports: Path):
     written = manifest(exports)["exported_at"]
 
@@ -84,25 +107,7 @@ def test_recorded_export_whose_file_changed_is_written_again(exports: Path):
 
 
 def test_reading_after_a_recorded_export_is_exported_too(exports: Path):
-    with get_engine().begin() as connection:
-        student = (
-            connection.execute(
-                sa.select(User.id).where(
-                    User.district_id == DISTRICT, User.kind == "student"
-                )
-            )
-            .scalars()
-            .first()
-        )
-        connection.execute(
-            sa.insert(ReadingActivity).values(
-                student_id=student,
-                book_id="late-book",
-                school_year=ENDING,
-                seconds_read=30,
-                last_read_at=datetime.now(UTC),
-            )
-        )
+    insert_reading("late-book")
 
     _, reports = reset(district_id=DISTRICT, export_dir=str(exports))
 
@@ -140,29 +145,6 @@ def test_stopped_run_is_closed_as_failed(exports: Path):
         "The run stopped before it finished; run "
         f"{reports[DISTRICT]['run_id']} resumed it."
     )
-
-
-def insert_reading(book_id: str) -> None:
-    """Commit one reading row of the ending year for a student of the district."""
-    with get_engine().begin() as connection:
-        student = (
-            connection.execute(
-                sa.select(User.id).where(
-                    User.district_id == DISTRICT, User.kind == "student"
-                )
-            )
-            .scalars()
-            .first()
-        )
-        connection.execute(
-            sa.insert(ReadingActivity).values(
-                student_id=student,
-                book_id=book_id,
-                school_year=ENDING,
-                seconds_read=30,
-                last_read_at=datetime.now(UTC),
-            )
-        )
 
 
 def test_reading_during_the_reset_is_exported_after_it(exports, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import uuid
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,7 +15,11 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import Field
 
-from rostersync.errors import BlockingCheckError, RostersyncError
+from rostersync.errors import (
+    BlockingCheckError,
+    DistrictBusyError,
+    RostersyncError,
+)
 from rostersync.fingerprint import roster_fingerprint
 from rostersync.guard import data_manager_missing
 from rostersync.report import total_findings
@@ -29,6 +34,7 @@ from rostersync.store.districts import (
 from rostersync.store.runs import MAX_FINDINGS_ON_RUN
 from tasks.alert import send_run_alert
 from tasks.approval import approval_server_available, wait_for_decision
+from tasks.concurrency import district_sync_slot
 from tasks.extract import extract_roster
 from tasks.plan import guard_removals, plan_roster_changes
 from tasks.report import publish_report
@@ -91,31 +97,30 @@ def daily_sync(
         limit_to=sorted({pid.strip() for pid in limit_to_schools or () if pid.strip()}),
         rule_set=rule_set,
     )
+    run_id = str(uuid.uuid4())
     try:
         integration = load_district_integration(district_id)
-        result.run_id = start_sync_run(
-            district_id, FLOW_NAME, result.flow_run_id, dry_run
-        )
-        _run_steps(result, integration, findings, options)
-    except RostersyncError as exc:
-        if exc.pull is not None:
-            result.pull = exc.pull
-        _fail(result, findings, str(exc))
+        # The run's row is written under the district's lock, so a running row
+        # whose lock is gone belongs to a run that stopped.
+        with district_sync_slot(district_id, run_id, result.flow_run_id):
+            result.run_id = start_sync_run(
+                district_id, FLOW_NAME, result.flow_run_id, dry_run, run_id
+            )
+            try:
+                _run_steps(result, integration, findings, options)
+            except Exception as exc:  # noqa: BLE001 - recorded before the lock goes
+                _record_failure(result, findings, exc)
+        # A held plan waits for its decision without the district's lock, so the
+        # next day's sync is not kept out by an operator who has not decided.
+        if options.wait_for_decision:
+            publish_report(result)
+            send_run_alert(result, FLOW_NAME)
+            options.alerted = True
+            wait_for_decision(result, options.timeout_hours)
+    except DistrictBusyError as exc:
+        _skip_busy(result, findings, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
-        # The message of an unexpected error may quote record values, so the log
-        # gets the class and the stack without it.
-        get_run_logger().error(
-            "district %s: the sync crashed with %s at\n%s",
-            district_id,
-            type(exc).__name__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
-        _fail(
-            result,
-            findings,
-            f"The sync crashed with {type(exc).__name__}; nothing was written. The "
-            "flow run's logs have the details.",
-        )
+        _record_failure(result, findings, exc)
 
     publish_report(result)
     # A held run that waited for a decision alerted before the wait, and a dry
@@ -147,6 +152,7 @@ class _Options:
         self.wait = wait
         self.timeout_hours = timeout_hours
         self.alerted = False
+        self.wait_for_decision = False
 
 
 def _run_steps(
@@ -241,12 +247,8 @@ def _run_steps(
             result.status, result.reason = "held", verdict.reason
             _close(result, findings)
             hold_changes(plan, result, findings, verdict, fingerprint)
-            if options.wait and approval_server_available():
-                # Operators see the held plan and are alerted before the wait.
-                publish_report(result)
-                send_run_alert(result, FLOW_NAME)
-                options.alerted = True
-                wait_for_decision(result, options.timeout_hours)
+            # Operators see the held plan and are alerted before the wait.
+            options.wait_for_decision = options.wait and approval_server_available()
         elif result.dry_run:
             result.status, result.reason = "completed", "Dry run: nothing written."
             _close(result, findings)
@@ -355,6 +357,44 @@ def _suspend(
         record_result(result, findings)
     else:
         suspend_district(result, findings, reason)
+
+
+def _record_failure(
+    result: SyncResult, findings: list[Finding], exc: Exception
+) -> None:
+    """Close the run as failed with the error's message, or a crash's class only."""
+    if isinstance(exc, RostersyncError):
+        if exc.pull is not None:
+            result.pull = exc.pull
+        _fail(result, findings, str(exc))
+        return
+    # The message of an unexpected error may quote record values, so the log gets
+    # the class and the stack without it.
+    get_run_logger().error(
+        "district %s: the sync crashed with %s at\n%s",
+        result.district_id,
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
+    _fail(
+        result,
+        findings,
+        f"The sync crashed with {type(exc).__name__}; nothing was written. The "
+        "flow run's logs have the details.",
+    )
+
+
+def _skip_busy(result: SyncResult, findings: list[Finding], reason: str) -> None:
+    """End a run that found another sync of its district in progress.
+
+    It writes no row in the store: the sync that holds the district is the day's
+    sync, and a run kept out by a stopped run's lease leaves the district due for
+    the next dispatch.
+    """
+    get_run_logger().warning("district %s: %s", result.district_id, reason)
+    result.status, result.reason = "skipped", reason
+    result.counts = empty_counts()
+    _close(result, findings)
 
 
 def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:

@@ -102,6 +102,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default="America/New_York",
         help="IANA time zone of the district (default: America/New_York)",
     )
+    add.add_argument(
+        "--sync-hour",
+        type=_hour,
+        default=5,
+        help="local hour (0-23) from which the hourly dispatcher starts the "
+        "district's daily sync (default: 5)",
+    )
     add.add_argument("--contract-start", type=_date, help="contract start, YYYY-MM-DD")
     add.add_argument("--contract-end", type=_date, help="contract end, YYYY-MM-DD")
     add.add_argument(
@@ -134,6 +141,10 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_positive,
         help="days an archived user is kept before the purge deletes it (default 365)",
     )
+    change.add_argument(
+        "--sync-hour", type=_hour, help="local hour (0-23) of the daily sync"
+    )
+    change.add_argument("--timezone", help="IANA time zone, such as America/Chicago")
     change.add_argument("--contract-start", type=_date, help="YYYY-MM-DD")
     change.add_argument("--contract-end", type=_date, help="YYYY-MM-DD")
     _add_access_arguments(change)
@@ -208,6 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=2026)
     generate.set_defaults(handler=_generate)
 
+    from rostersync.dispatch_cli import add_dispatch_command
     from rostersync.emulators.command import add_emulate_command
     from rostersync.integration_cli import add_integration_commands
     from rostersync.reset_cli import add_reset_command
@@ -217,6 +229,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_operator_commands(commands)
     add_integration_commands(commands)
     add_reset_command(commands)
+    add_dispatch_command(commands)
     return parser
 
 
@@ -341,6 +354,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _hour(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 23:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a local hour; use a whole number from 0 to 23"
+        )
+    return value
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -371,6 +396,7 @@ def _district_add(args: argparse.Namespace) -> int:
             contract_end=args.contract_end,
             school_year=args.school_year,
             removal_threshold=args.removal_threshold,
+            sync_hour=args.sync_hour,
         )
         print(f"district {args.district_id} registered (no integration)")
         return 0
@@ -392,6 +418,7 @@ def _district_add(args: argparse.Namespace) -> int:
         contract_end=args.contract_end,
         school_year=args.school_year,
         removal_threshold=args.removal_threshold,
+        sync_hour=args.sync_hour,
         credentials_ref=references,
         auth=args.auth,
         token_url=args.token_url,
@@ -421,6 +448,8 @@ def _district_update(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         contract_start=args.contract_start,
         contract_end=args.contract_end,
+        sync_hour=args.sync_hour,
+        timezone=args.timezone,
     )
     _warn_unset_variables(references)
     threshold = values["removal_threshold"]
@@ -431,7 +460,8 @@ def _district_update(args: argparse.Namespace) -> int:
         f"source {values['source']}, {pulls} pulls, archived users kept "
         f"{values['retention_days']} days, contract from "
         f"{values['contract_start'] or 'no start date'} to "
-        f"{values['contract_end'] or 'no end date'}"
+        f"{values['contract_end'] or 'no end date'}, daily sync from "
+        f"{values['sync_hour']}:00 {values['timezone']}"
     )
     end = values["contract_end"]
     if end and date.fromisoformat(end) < date.today():

@@ -93,6 +93,10 @@ class BlockingCheckError(RostersyncError):
     """A blocking data check failed; the run stops before any write."""
 
 
+class DistrictBusyError(RostersyncError):
+    """Another sync of the same district holds its lock; this one changes nothing."""
+
+
 class StaleStoreError(RostersyncError):
     """The store changed after the plan was made; the plan no longer applies."""
 

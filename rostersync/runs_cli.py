@@ -20,7 +20,7 @@ RUNS_EPILOG = """exit codes of approve, reject and undo:
 
 RUN_STATUSES = (
     "running", "completed", "failed", "held", "rejected", "stale", "skipped",
-    "suspended",
+    "suspended", "stopped",
 )  # fmt: skip
 MAX_BY = 128
 MAX_REASON = 2_000

@@ -112,6 +112,35 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests per minute per OneRoster client id.",
     )
+    sync_lease_seconds: float = Field(
+        default=300.0,
+        ge=60,
+        le=24 * 3600,
+        description=(
+            "Seconds a running daily sync holds its district's lock (in the store "
+            "and in Prefect) without renewing it. The sync renews it every third of "
+            "this; the lock of a run whose process died expires after it, and the "
+            "next dispatch syncs that district again."
+        ),
+    )
+    district_wait_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description=(
+            "Seconds a daily sync waits for another sync of the same district to "
+            "finish before it ends as skipped, changing nothing."
+        ),
+    )
+    max_syncs_per_provider: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description=(
+            "Daily syncs of one provider (Clever, OneRoster REST, OneRoster CSV) "
+            "that the dispatcher lets run at once: the concurrency limit of the "
+            "provider's work queue."
+        ),
+    )
     alert_urls: str = Field(
         default="",
         description="Comma-separated Apprise URLs that receive operator alerts.",

@@ -12,6 +12,7 @@ from rostersync.guard import GuardVerdict
 from rostersync.planning import Plan, StoreSnapshot
 from rostersync.results import SyncResult
 from rostersync.roster import CursorUpdate, Finding
+from rostersync.settings import get_settings
 from rostersync.store.apply import apply_plan
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import (
@@ -24,6 +25,7 @@ from rostersync.store.districts import (
     store_pull_state,
     suspend_integration,
 )
+from rostersync.store.locks import check_sync_lock
 from rostersync.store.models import District, SyncRun
 from rostersync.store.rules import record_applied_rule_set
 from rostersync.store.runs import finish_run, start_run, store_plan, utc_now
@@ -34,9 +36,16 @@ from tasks.options import IO_TASK_OPTIONS, contain_errors
 @task(name="start-sync-run", **IO_TASK_OPTIONS)
 @contain_errors
 def start_sync_run(
-    district_id: str, flow_name: str, flow_run_id: str | None, dry_run: bool
+    district_id: str,
+    flow_name: str,
+    flow_run_id: str | None,
+    dry_run: bool,
+    run_id: str | None = None,
 ) -> str:
-    """Record a running run for the district; return the run id."""
+    """Record a running run for the district; return the run id.
+
+    A retry after a lost answer finds the row of ``run_id`` already written.
+    """
     with store_errors():
         return start_run(
             get_engine(),
@@ -44,6 +53,7 @@ def start_sync_run(
             flow_name,
             flow_run_id=flow_run_id,
             dry_run=dry_run,
+            run_id=run_id,
         )
 
 
@@ -92,6 +102,12 @@ def apply_changes(
     """
     now = utc_now()
     with store_errors(), get_engine().begin() as connection:
+        check_sync_lock(
+            connection,
+            plan.district_id,
+            result.run_id or "",
+            get_settings().sync_lease_seconds,
+        )
         apply_plan(connection, plan, result.run_id or "", now)
         if cursor is not None:
             store_cursor(connection, plan.district_id, cursor)
@@ -188,6 +204,13 @@ def record_result(
     """
     with store_errors(), get_engine().begin() as connection:
         if cursor is not None:
+            # Only a run that holds the district's lock moves its cursor.
+            check_sync_lock(
+                connection,
+                result.district_id,
+                result.run_id or "",
+                get_settings().sync_lease_seconds,
+            )
             store_cursor(connection, result.district_id, cursor)
         if rule_set is not None:
             record_applied_rule_set(connection, result.district_id, rule_set)

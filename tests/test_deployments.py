@@ -40,6 +40,7 @@ def test_every_operator_flow_is_deployed():
     names = {deployment["name"] for deployment in DEPLOYMENTS}
 
     assert names == {
+        "sync-due-districts",
         "daily-sync",
         "decide-held-run",
         "undo-run",
@@ -58,6 +59,22 @@ def test_reversion_runs_on_a_schedule():
     schedules = by_name["revert-sharing-rules"]["schedules"]
 
     assert [schedule["cron"] for schedule in schedules] == ["5 * * * *"]
+
+
+def test_dispatcher_runs_every_hour():
+    by_name = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+
+    schedules = by_name["sync-due-districts"]["schedules"]
+
+    assert [schedule["cron"] for schedule in schedules] == ["0 * * * *"]
+
+
+def test_purge_runs_every_day():
+    by_name = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+
+    schedules = by_name["purge-archived-users"]["schedules"]
+
+    assert [schedule["cron"] for schedule in schedules] == ["30 2 * * *"]
 
 
 def _reset_runs(year: int) -> list[tuple[datetime, dict]]:

@@ -32,6 +32,8 @@ NO_INTEGRATION = "none"
 AUTH_METHODS = ("oauth1", "oauth2")
 # Passed as removal_threshold to update_district, it restores the default rule.
 DEFAULT_THRESHOLD = "default"
+# The local hour of a district's daily sync unless it is set.
+DEFAULT_SYNC_HOUR = 5
 MAX_REMOVAL_THRESHOLD = 10_000_000
 # Days an archived user is kept before the purge deletes it.
 MIN_RETENTION_DAYS = 1
@@ -81,6 +83,7 @@ def add_district(
     contract_end: date | None = None,
     school_year: int | None = None,
     removal_threshold: int | None = None,
+    sync_hour: int = DEFAULT_SYNC_HOUR,
     credentials_ref: dict[str, Any] | None = None,
     auth: str | None = None,
     token_url: str | None = None,
@@ -95,6 +98,7 @@ def add_district(
     registered without an integration, and ``source`` is ignored.
     """
     _check_district_values(district_id, provider, timezone, removal_threshold)
+    _check_sync_hour(sync_hour)
     if not name.strip():
         raise ConfigurationError("The district name is empty; pass --name NAME.")
     if contract_start and contract_end and contract_end < contract_start:
@@ -109,6 +113,7 @@ def add_district(
         "contract_end": contract_end,
         "school_year": school_year,
         "removal_threshold": removal_threshold,
+        "sync_hour": sync_hour,
     }
     if provider == NO_INTEGRATION:
         with Session(engine) as session, session.begin():
@@ -191,6 +196,7 @@ def _add_district_row(
     contract_end: date | None,
     school_year: int | None,
     removal_threshold: int | None,
+    sync_hour: int = DEFAULT_SYNC_HOUR,
 ) -> datetime:
     """Add the district's row to the session; raise if the id is taken.
 
@@ -213,10 +219,19 @@ def _add_district_row(
             contract_end=contract_end,
             school_year=year,
             removal_threshold=removal_threshold,
+            sync_hour=sync_hour,
             created_at=now,
         )
     )
     return now
+
+
+def _check_sync_hour(hour: int) -> None:
+    if not 0 <= hour <= 23:
+        raise ConfigurationError(
+            f"Sync hour {hour} is out of range; use a local hour from 0 to 23, "
+            f"such as {DEFAULT_SYNC_HOUR} for {DEFAULT_SYNC_HOUR}:00."
+        )
 
 
 def _check_district_values(
@@ -261,6 +276,8 @@ def update_district(
     retention_days: int | None = None,
     contract_start: date | None = None,
     contract_end: date | None = None,
+    sync_hour: int | None = None,
+    timezone: str | None = None,
 ) -> dict[str, Any]:
     """Change a district's settings, audited; return the values.
 
@@ -300,6 +317,14 @@ def update_district(
                     f"{MAX_RETENTION_DAYS} days."
                 )
             district.retention_days = retention_days
+        if sync_hour is not None:
+            _check_sync_hour(sync_hour)
+            district.sync_hour = sync_hour
+        if timezone is not None:
+            _check_district_values(
+                district_id, integration.provider, timezone, district.removal_threshold
+            )
+            district.timezone = timezone
         if contract_start is not None:
             district.contract_start = contract_start
         if contract_end is not None:
@@ -365,6 +390,8 @@ def _settings_of(district: District, integration: Integration) -> dict[str, Any]
         "retention_days": district.retention_days,
         "contract_start": _iso_date(district.contract_start),
         "contract_end": _iso_date(district.contract_end),
+        "timezone": district.timezone,
+        "sync_hour": district.sync_hour,
         "source": integration.source,
         "credentials_ref": dict(integration.credentials_ref or {}),
         "auth": integration.auth,
@@ -659,22 +686,33 @@ def contract_state(integration: IntegrationConfig, today: date) -> ContractState
     A contract without an end date runs until one is recorded; a district whose
     contract has not started or has ended is not synced.
     """
-    start, end = integration.contract_start, integration.contract_end
+    return contract_state_of(
+        integration.district_id,
+        integration.contract_start,
+        integration.contract_end,
+        today,
+    )
+
+
+def contract_state_of(
+    district_id: str, start: date | None, end: date | None, today: date
+) -> ContractState:
+    """Return the contract state of a district's dates on ``today``."""
     fix = (
         f"Record the district's contract with `rostersync district update "
-        f"{integration.district_id} --contract-start YYYY-MM-DD --contract-end "
+        f"{district_id} --contract-start YYYY-MM-DD --contract-end "
         "YYYY-MM-DD`."
     )
     if start is not None and today < start:
         return ContractState(
             False,
-            f"District {integration.district_id}'s contract starts on {start}; "
+            f"District {district_id}'s contract starts on {start}; "
             f"nothing is synced before then. {fix}",
         )
     if end is not None and today > end:
         return ContractState(
             False,
-            f"District {integration.district_id}'s contract ended on {end}; nothing "
+            f"District {district_id}'s contract ended on {end}; nothing "
             f"was synced and every account stays as it is. {fix}",
         )
     days_left = None if end is None else (end - today).days

@@ -44,10 +44,16 @@ def start_run(
     *,
     flow_run_id: str | None = None,
     dry_run: bool = False,
+    run_id: str | None = None,
 ) -> str:
-    """Insert a running run for the district and return its id."""
-    run_id = str(uuid.uuid4())
+    """Insert a running run for the district and return its id.
+
+    With ``run_id`` given, a row already written under that id is kept.
+    """
+    run_id = run_id or str(uuid.uuid4())
     with engine.begin() as connection:
+        if connection.execute(select(SyncRun.id).where(SyncRun.id == run_id)).first():
+            return run_id
         connection.execute(
             insert(SyncRun).values(
                 id=run_id,

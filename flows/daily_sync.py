@@ -109,7 +109,7 @@ def daily_sync(
             try:
                 _run_steps(result, integration, findings, options)
             except Exception as exc:  # noqa: BLE001 - recorded before the lock goes
-                _record_failure(result, findings, exc)
+                _record_failure(result, findings, exc, locked=True)
         # A held plan waits for its decision without the district's lock, so the
         # next day's sync is not kept out by an operator who has not decided.
         if options.wait_for_decision:
@@ -120,7 +120,7 @@ def daily_sync(
     except DistrictBusyError as exc:
         _skip_busy(result, findings, str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash must not leave the run open
-        _record_failure(result, findings, exc)
+        _record_failure(result, findings, exc, locked=False)
 
     publish_report(result)
     # A held run that waited for a decision alerted before the wait, and a dry
@@ -360,13 +360,16 @@ def _suspend(
 
 
 def _record_failure(
-    result: SyncResult, findings: list[Finding], exc: Exception
+    result: SyncResult, findings: list[Finding], exc: Exception, *, locked: bool
 ) -> None:
-    """Close the run as failed with the error's message, or a crash's class only."""
+    """Close the run as failed with the error's message, or a crash's class only.
+
+    ``locked`` is True while the run holds the district's lock (see _fail).
+    """
     if isinstance(exc, RostersyncError):
         if exc.pull is not None:
             result.pull = exc.pull
-        _fail(result, findings, str(exc))
+        _fail(result, findings, str(exc), locked=locked)
         return
     # The message of an unexpected error may quote record values, so the log gets
     # the class and the stack without it.
@@ -381,6 +384,7 @@ def _record_failure(
         findings,
         f"The sync crashed with {type(exc).__name__}; nothing was written. The "
         "flow run's logs have the details.",
+        locked=locked,
     )
 
 
@@ -397,8 +401,15 @@ def _skip_busy(result: SyncResult, findings: list[Finding], reason: str) -> None
     _close(result, findings)
 
 
-def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:
-    """Close the run as failed; a failure to record it is logged, not raised."""
+def _fail(
+    result: SyncResult, findings: list[Finding], reason: str, *, locked: bool = True
+) -> None:
+    """Close the run as failed; a failure to record it is logged, not raised.
+
+    With ``locked``, the run records its failure only if it still holds the
+    district's lock; a run that lost it leaves its row to the dispatcher, which
+    closes it as stopped.
+    """
     result.status = "failed"
     result.reason = reason
     # Nothing was applied, whatever the plan contained.
@@ -407,7 +418,7 @@ def _fail(result: SyncResult, findings: list[Finding], reason: str) -> None:
     if result.run_id is None:
         return
     try:
-        record_result(result, findings)
+        record_result(result, findings, locked=locked)
     except RostersyncError as exc:
         get_run_logger().error(
             "district %s: run %s could not be recorded as failed: %s",

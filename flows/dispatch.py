@@ -51,14 +51,21 @@ def sync_due_districts(
     its local date. A run whose process stopped is closed as stopped, alerted,
     and its district synced again. Runs go to one work queue per provider,
     limited to ``max_syncs_per_provider`` runs at once (default
-    ROSTERSYNC_MAX_SYNCS_PER_PROVIDER). ``at`` decides as if it were that time
-    (UTC when it has no zone); ``dry_run`` decides and starts nothing.
+    ROSTERSYNC_MAX_SYNCS_PER_PROVIDER). ``dry_run`` decides and starts nothing,
+    and with it ``at`` decides as if it were that time (UTC when it has no
+    zone).
     """
     log = get_run_logger()
     now = _as_utc(at) if at else datetime.now(UTC)
     settings = get_settings()
     limit = max_syncs_per_provider or settings.max_syncs_per_provider
     try:
+        if at is not None and not dry_run:
+            # A dispatch at a pretended time would start syncs that are not due.
+            raise ConfigurationError(
+                "The parameter at previews a dispatch at another time; set dry_run "
+                "with it. A real dispatch always decides at the current time."
+            )
         summary = _dispatch(now, dry_run, deployment, limit)
     except RostersyncError as exc:
         log.error("the dispatch failed: %s", exc)

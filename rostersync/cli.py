@@ -355,10 +355,8 @@ def _positive(text: str) -> int:
 
 
 def _hour(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    # int() also reads other scripts' digits, which no one means as an hour.
+    value = int(text) if text.isascii() and text.isdigit() else -1
     if not 0 <= value <= 23:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a local hour; use a whole number from 0 to 23"

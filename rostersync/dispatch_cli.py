@@ -7,11 +7,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+# The largest work queue limit the dispatcher sets, as its flow parameter allows.
+MAX_PER_PROVIDER = 10_000
+
 DISPATCH_EPILOG = """exit codes:
   0  the dispatch ran: syncs were started, or (with --dry-run) decided
   1  the dispatch failed; its reason says why, and the syncs it started before
      the failure run on
-  2  the command line is invalid; no flow ran
+  2  the command line is invalid (such as --at without --dry-run); no flow ran
 
 Without --dry-run the daily-sync deployment must exist on the Prefect server in
 PREFECT_API_URL (`prefect deploy --all`), because the syncs run on its workers.
@@ -39,8 +42,8 @@ def add_dispatch_command(commands: Any) -> None:
     dispatch.add_argument(
         "--at",
         type=_moment,
-        help="decide as at this time, such as 2026-12-07T14:00+00:00 (default: "
-        "now; a time without a zone is UTC)",
+        help="with --dry-run, decide as at this time, such as "
+        "2026-12-07T14:00+00:00 (default: now; a time without a zone is UTC)",
     )
     dispatch.add_argument(
         "--deployment",
@@ -50,7 +53,7 @@ def add_dispatch_command(commands: Any) -> None:
     )
     dispatch.add_argument(
         "--max-per-provider",
-        type=_positive,
+        type=_queue_limit,
         help="daily syncs of one provider that may run at once (default: "
         "ROSTERSYNC_MAX_SYNCS_PER_PROVIDER, 8 unless set)",
     )
@@ -67,19 +70,26 @@ def _moment(text: str) -> datetime:
         ) from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+def _queue_limit(text: str) -> int:
+    value = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= value <= MAX_PER_PROVIDER:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of runs; use a whole number from 1 to "
+            f"{MAX_PER_PROVIDER:,}"
+        )
     return value
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     from flows.dispatch import sync_due_districts
     from rostersync.cli import run_flow
+    from rostersync.errors import ConfigurationError
+
+    if args.at is not None and not args.dry_run:
+        raise ConfigurationError(
+            "--at previews a dispatch at another time; add --dry-run. A real "
+            "dispatch always decides at the current time."
+        )
 
     state = run_flow(
         sync_due_districts,

@@ -24,6 +24,7 @@ from rostersync.store.database import get_engine, store_errors
 from rostersync.store.locks import live_sync_locks
 from rostersync.store.models import SyncRun
 from rostersync.store.schedule import (
+    DAILY_SYNC,
     DistrictClock,
     StoppedRun,
     close_stopped_runs,
@@ -35,6 +36,8 @@ from tasks.options import IO_TASK_OPTIONS, contain_errors
 ACTIVE_STATES = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
 PAGE = 200
 QUEUE_PREFIX = "sync-"
+# A held run waits for an operator's decision without its district's lock.
+HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class DeploymentInfo:
 
 @dataclass(frozen=True)
 class LiveSyncs:
-    """Districts whose sync holds the lock, and the flow runs of those syncs."""
+    """Districts whose sync holds the lock, and the flow runs that are alive."""
 
     districts: frozenset[str]
     flow_run_ids: frozenset[str]
@@ -87,7 +90,11 @@ def read_clocks() -> list[DistrictClock]:
 @task(name="read-district-locks", **IO_TASK_OPTIONS)
 @contain_errors
 def read_live_syncs() -> LiveSyncs:
-    """Read the districts whose sync holds the lock now, with their flow run ids."""
+    """Read the districts whose sync holds the lock now, and the flow runs alive.
+
+    A flow run is alive when its sync holds the lock, or when its run is held
+    and awaits an operator's decision without the lock.
+    """
     with store_errors():
         engine = get_engine()
         locks = live_sync_locks(engine)
@@ -103,6 +110,16 @@ def read_live_syncs() -> LiveSyncs:
                         )
                     ).scalars()
                 )
+            flow_run_ids.update(
+                connection.execute(
+                    select(SyncRun.flow_run_id).where(
+                        SyncRun.flow_name == DAILY_SYNC,
+                        SyncRun.status == HELD,
+                        SyncRun.decision.is_(None),
+                        SyncRun.flow_run_id.is_not(None),
+                    )
+                ).scalars()
+            )
     return LiveSyncs(frozenset(locks), frozenset(flow_run_ids))
 
 
@@ -136,20 +153,23 @@ def read_queued_syncs(
     grace_seconds: float,
     crash_stopped: bool,
 ) -> QueuedSyncs:
-    """Find the districts with a daily-sync flow run waiting or running.
+    """Find the districts with a daily-sync flow run due, starting or running.
 
-    A running flow run has lost its process when the store closed its run as
-    stopped, or when it neither holds its district's lock nor started within
-    ``grace_seconds``. With ``crash_stopped`` it is marked Crashed, which frees
-    its work queue slot, and its district counts as free.
+    A flow run has lost its process when the store closed its run as stopped, or
+    when it has been Pending or Running for ``grace_seconds`` without holding its
+    district's lock or awaiting a decision. With ``crash_stopped`` it is marked
+    Crashed, which frees its work queue slot, and its district counts as free. A
+    run scheduled for later does not hold its district.
     """
     now = datetime.now(UTC)
     queued: set[str] = set()
     crashed: list[str] = []
     with get_client(sync_client=True) as client:
-        for run in _active_runs(client, deployment_id):
+        # Read every page first: a run marked Crashed leaves the filter's pages.
+        runs = list(_active_runs(client, deployment_id))
+        for run in runs:
             district_id = str(run.parameters.get("district_id") or "")
-            if not district_id:
+            if not district_id or _scheduled_later(run, now):
                 continue
             if str(run.id) in stopped_flow_run_ids or is_stopped(
                 run, live, now, grace_seconds
@@ -189,16 +209,32 @@ def _active_runs(client, deployment_id: UUID):
         offset += PAGE
 
 
+def _scheduled_later(run: FlowRun, now: datetime) -> bool:
+    """Whether a Scheduled run is due only after ``now``, such as one set for later."""
+    if run.state is None or run.state.type != StateType.SCHEDULED:
+        return False
+    due = run.next_scheduled_start_time or run.expected_start_time
+    return due is not None and due > now
+
+
 def is_stopped(run: FlowRun, live: LiveSyncs, now: datetime, grace: float) -> bool:
-    """Whether a running flow run holds no lock ``grace`` seconds after its start."""
-    if run.state is None or run.state.type != StateType.RUNNING:
+    """Whether a Pending or Running flow run has lost its process.
+
+    It has when it entered its state more than ``grace`` seconds ago and neither
+    holds its district's lock nor awaits an operator's decision. A held run that
+    was approved is Running again from the time it resumed.
+    """
+    if run.state is None or run.state.type not in (
+        StateType.PENDING,
+        StateType.RUNNING,
+    ):
         return False
     if str(run.id) in live.flow_run_ids:
         return False
-    started = run.start_time or run.expected_start_time
-    if started is None:
+    entered = run.state.timestamp or run.start_time or run.expected_start_time
+    if entered is None:
         return False
-    return now - started > timedelta(seconds=grace)
+    return now - entered > timedelta(seconds=grace)
 
 
 @task(name="prepare-provider-queues", **IO_TASK_OPTIONS)

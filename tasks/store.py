@@ -12,7 +12,6 @@ from rostersync.guard import GuardVerdict
 from rostersync.planning import Plan, StoreSnapshot
 from rostersync.results import SyncResult
 from rostersync.roster import CursorUpdate, Finding
-from rostersync.settings import get_settings
 from rostersync.store.apply import apply_plan
 from rostersync.store.database import get_engine, store_errors
 from rostersync.store.districts import (
@@ -44,7 +43,7 @@ def start_sync_run(
 ) -> str:
     """Record a running run for the district; return the run id.
 
-    A retry after a lost answer finds the row of ``run_id`` already written.
+    A retry after a lost response finds the row of ``run_id`` already written.
     """
     with store_errors():
         return start_run(
@@ -102,12 +101,7 @@ def apply_changes(
     """
     now = utc_now()
     with store_errors(), get_engine().begin() as connection:
-        check_sync_lock(
-            connection,
-            plan.district_id,
-            result.run_id or "",
-            get_settings().sync_lease_seconds,
-        )
+        check_sync_lock(connection, plan.district_id, result.run_id or "")
         apply_plan(connection, plan, result.run_id or "", now)
         if cursor is not None:
             store_cursor(connection, plan.district_id, cursor)
@@ -159,6 +153,8 @@ def read_pull_state(district_id: str) -> PullState:
 def suspend_district(result: SyncResult, findings: list[Finding], reason: str) -> None:
     """Suspend the district's integration and close the run as suspended."""
     with store_errors():
+        with get_engine().begin() as connection:
+            check_sync_lock(connection, result.district_id, result.run_id or "")
         suspend_integration(get_engine(), result.district_id, reason, "daily-sync")
         with get_engine().begin() as connection:
             _finish(connection, result, findings, None)
@@ -179,6 +175,7 @@ def hold_changes(
     applied pull.
     """
     with store_errors(), get_engine().begin() as connection:
+        check_sync_lock(connection, result.district_id, result.run_id or "")
         store_plan(connection, result.run_id or "", plan)
         _finish(connection, result, findings, plan.store_version)
         connection.execute(
@@ -195,22 +192,19 @@ def record_result(
     findings: list[Finding],
     cursor: CursorUpdate | None = None,
     rule_set: str | None = None,
+    locked: bool = True,
 ) -> None:
     """Close a run that wrote no roster change (failed, dry run, skipped, unchanged).
 
     ``cursor`` moves the incremental cursor of an unchanged full pull, so that the
     next pull reads only the changes again, and ``rule_set`` names that pull's
-    sharing rule set.
+    sharing rule set. With ``locked`` (the run still holds the district's lock)
+    the lock is checked first, and a run that lost it records nothing.
     """
     with store_errors(), get_engine().begin() as connection:
+        if locked:
+            check_sync_lock(connection, result.district_id, result.run_id or "")
         if cursor is not None:
-            # Only a run that holds the district's lock moves its cursor.
-            check_sync_lock(
-                connection,
-                result.district_id,
-                result.run_id or "",
-                get_settings().sync_lease_seconds,
-            )
             store_cursor(connection, result.district_id, cursor)
         if rule_set is not None:
             record_applied_rule_set(connection, result.district_id, rule_set)

@@ -36,6 +36,11 @@ def test_deployment_runs_without_telemetry(deployment):
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
 
 
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_flow_runs_outlive_their_worker(deployment):
+    assert deployment["work_pool"]["job_variables"]["stream_output"] is False
+
+
 def test_every_operator_flow_is_deployed():
     names = {deployment["name"] for deployment in DEPLOYMENTS}
 
@@ -67,6 +72,14 @@ def test_dispatcher_runs_every_hour():
     schedules = by_name["sync-due-districts"]["schedules"]
 
     assert [schedule["cron"] for schedule in schedules] == ["0 * * * *"]
+
+
+def test_dispatches_never_overlap():
+    by_name = {deployment["name"]: deployment for deployment in DEPLOYMENTS}
+
+    limit = by_name["sync-due-districts"]["concurrency_limit"]
+
+    assert limit == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 
 def test_purge_runs_every_day():

@@ -60,7 +60,7 @@ def test_a_preview_without_the_deployment_says_so(districts, capsys):
 
 
 def test_a_dispatch_without_the_deployment_fails_with_the_fix(districts, capsys):
-    status = main(["dispatch", "--at", AT])
+    status = main(["dispatch"])
 
     assert status == 1
     assert "prefect deploy --all" in capsys.readouterr().out
@@ -72,3 +72,18 @@ def test_a_time_that_is_no_time_is_rejected(capsys):
 
     assert exit_info.value.code == 2
     assert "'tomorrow' is not a time" in capsys.readouterr().err
+
+
+def test_a_time_without_a_dry_run_is_rejected(store_url, capsys):
+    status = main(["dispatch", "--at", AT])
+
+    assert status == 2
+    assert "--at previews a dispatch at another time" in capsys.readouterr().err
+
+
+def test_a_queue_limit_above_the_maximum_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dispatch", "--dry-run", "--max-per-provider", "20000"])
+
+    assert exit_info.value.code == 2
+    assert "'20000' is not a number of runs" in capsys.readouterr().err

@@ -3,8 +3,9 @@
 A running daily sync holds one row of ``district_locks`` and renews its expiry
 while it works. A run whose process dies leaves the row behind; once the row has
 expired, the next sync of the district takes it over and the dispatcher closes
-the dead run. The lock is checked again inside the apply transaction, so a run
-that lost its lock writes nothing.
+the dead run. The lock is checked again inside each write transaction of the
+sync, so a run that lost its lock writes nothing. Leases are measured by the
+database's clock.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rostersync.errors import StoreError
@@ -29,7 +30,23 @@ class LockHolder:
     expires_at: datetime
 
 
-def _now() -> datetime:
+def database_now(connection: Connection) -> datetime:
+    """Return the database server's current time in UTC.
+
+    Every lease is measured by the database's clock, so that workers and the
+    dispatcher on machines whose clocks disagree still agree on which lock has
+    expired. PostgreSQL's clock_timestamp() moves within a transaction, unlike
+    now().
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        moment = connection.execute(text("select clock_timestamp()")).scalar_one()
+        return moment.astimezone(UTC)
+    if dialect == "sqlite":
+        shown = connection.execute(
+            text("select strftime('%Y-%m-%d %H:%M:%f', 'now')")
+        ).scalar_one()
+        return datetime.fromisoformat(shown).replace(tzinfo=UTC)
     return datetime.now(UTC)
 
 
@@ -46,30 +63,36 @@ def acquire_sync_lock(
     An expired lock belongs to a run that stopped without releasing it, and is
     taken over.
     """
-    now = _now()
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                delete(DistrictLock).where(
-                    DistrictLock.district_id == district_id,
-                    DistrictLock.expires_at < now,
+    for _ in range(2):
+        try:
+            with engine.begin() as connection:
+                now = database_now(connection)
+                connection.execute(
+                    delete(DistrictLock).where(
+                        DistrictLock.district_id == district_id,
+                        DistrictLock.expires_at < now,
+                    )
                 )
-            )
-            connection.execute(
-                insert(DistrictLock).values(
-                    district_id=district_id,
-                    run_id=run_id,
-                    acquired_at=now,
-                    expires_at=now + timedelta(seconds=lease_seconds),
+                connection.execute(
+                    insert(DistrictLock).values(
+                        district_id=district_id,
+                        run_id=run_id,
+                        acquired_at=now,
+                        expires_at=now + timedelta(seconds=lease_seconds),
+                    )
                 )
-            )
-    except IntegrityError:
-        holder = read_sync_lock(engine, district_id)
-        if holder is None:
+            return None
+        except IntegrityError:
+            holder = read_sync_lock(engine, district_id)
+            if holder is not None:
+                return holder
             # The holder released it in between; one more try settles it.
-            return acquire_sync_lock(engine, district_id, run_id, lease_seconds)
-        return holder
-    return None
+    raise StoreError(
+        f"The sync lock of district {district_id} could not be taken: the "
+        "district is not registered in this store. Register it with `rostersync "
+        "district add`, or check ROSTERSYNC_DATABASE_URL.",
+        transient=False,
+    )
 
 
 def read_sync_lock(engine: Engine, district_id: str) -> LockHolder | None:
@@ -88,42 +111,48 @@ def read_sync_lock(engine: Engine, district_id: str) -> LockHolder | None:
 def renew_sync_lock(
     engine: Engine, district_id: str, run_id: str, lease_seconds: float
 ) -> bool:
-    """Move the lock's expiry on; return False when ``run_id`` no longer holds it."""
-    with engine.begin() as connection:
-        return _renew(connection, district_id, run_id, lease_seconds)
+    """Move the lock's expiry on; return False when ``run_id`` no longer holds it.
 
-
-def check_sync_lock(
-    connection: Connection, district_id: str, run_id: str, lease_seconds: float
-) -> None:
-    """Renew the lock inside a write transaction, or raise if the run lost it.
-
-    The renewal is the transaction's own write, so a second run cannot take the
-    lock over before the transaction commits.
+    An expired lock is not renewed: the dispatcher may already have closed its
+    run as stopped.
     """
-    if not _renew(connection, district_id, run_id, lease_seconds):
+    with engine.begin() as connection:
+        now = database_now(connection)
+        renewed = connection.execute(
+            update(DistrictLock)
+            .where(
+                DistrictLock.district_id == district_id,
+                DistrictLock.run_id == run_id,
+                DistrictLock.expires_at >= now,
+            )
+            .values(expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        return renewed.rowcount == 1
+
+
+def check_sync_lock(connection: Connection, district_id: str, run_id: str) -> None:
+    """Raise unless ``run_id`` holds the district's unexpired lock.
+
+    Called inside each write transaction of a sync. It only reads the lock row,
+    so the renewal, on its own connection, goes on while a long apply runs.
+    NOTE: a lock that expires between this check and the commit is not noticed;
+    that takes a renewal stalled for two thirds of the lease.
+    """
+    now = database_now(connection)
+    holder = connection.execute(
+        select(DistrictLock.run_id).where(
+            DistrictLock.district_id == district_id,
+            DistrictLock.expires_at >= now,
+        )
+    ).scalar_one_or_none()
+    if holder != run_id:
         raise StoreError(
             f"Run {run_id} no longer holds the sync lock of district {district_id}: "
-            "it was not renewed in time and another sync took it over. "
-            "Nothing was written; the next sync starts again.",
+            "the lock expired before it was renewed (the store was unreachable or "
+            "the process stalled), and the dispatcher may have closed the run as "
+            "stopped. Nothing was written; the next sync starts again.",
             transient=False,
         )
-
-
-def _renew(
-    connection: Connection, district_id: str, run_id: str, lease_seconds: float
-) -> bool:
-    # A lock past its expiry that nobody took over is still this run's.
-    now = _now()
-    renewed = connection.execute(
-        update(DistrictLock)
-        .where(
-            DistrictLock.district_id == district_id,
-            DistrictLock.run_id == run_id,
-        )
-        .values(expires_at=now + timedelta(seconds=lease_seconds))
-    )
-    return renewed.rowcount == 1
 
 
 def release_sync_lock(engine: Engine, district_id: str, run_id: str) -> None:
@@ -139,8 +168,8 @@ def release_sync_lock(engine: Engine, district_id: str, run_id: str) -> None:
 
 def live_sync_locks(engine: Engine) -> dict[str, LockHolder]:
     """Return every district's unexpired lock, by district id."""
-    now = _now()
     with engine.connect() as connection:
+        now = database_now(connection)
         rows = connection.execute(
             select(DistrictLock).where(DistrictLock.expires_at >= now)
         ).all()

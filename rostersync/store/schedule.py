@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from rostersync.store.districts import contract_state_of
-from rostersync.store.locks import LockHolder, live_sync_locks
-from rostersync.store.models import District, Integration, SyncRun
-from rostersync.store.runs import RUNNING, utc_now
+from rostersync.store.locks import database_now
+from rostersync.store.models import District, DistrictLock, Integration, SyncRun
+from rostersync.store.runs import RUNNING
 
 DAILY_SYNC = "daily-sync"
 # The status of a run closed because its process stopped; it is no finished sync.
@@ -37,16 +37,17 @@ NO_CONTRACT = "no_contract"
 BAD_TIMEZONE = "bad_timezone"
 
 STOPPED_REASON = (
-    "The run stopped before it finished: its process ended (a worker or machine "
-    "was lost) and its district lock expired. A sync applies in one transaction, "
-    "so nothing of this run was applied; the dispatcher starts the district's "
-    "sync again."
+    "The run stopped renewing its district lock before it finished: its process "
+    "ended (a worker or machine was lost) or stalled, and the lock expired. Every "
+    "write of a sync checks the lock and a sync applies in one transaction, so "
+    "nothing of this run was applied; the dispatcher starts the district's sync "
+    "again."
 )
 
 
 @dataclass(frozen=True)
 class DistrictClock:
-    """What the dispatcher reads of one district with an integration."""
+    """The fields the dispatcher reads of one district with an integration."""
 
     district_id: str
     provider: str
@@ -121,39 +122,42 @@ def read_district_clocks(engine: Engine) -> list[DistrictClock]:
 
 
 def close_stopped_runs(engine: Engine) -> list[StoppedRun]:
-    """Close, as stopped, every running daily sync whose district lock is gone."""
-    locks = live_sync_locks(engine)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(SyncRun.id, SyncRun.district_id, SyncRun.flow_run_id).where(
-                SyncRun.flow_name == DAILY_SYNC, SyncRun.status == RUNNING
-            )
-        ).all()
-    stopped = [
-        StoppedRun(run_id, district_id, flow_run_id)
-        for run_id, district_id, flow_run_id in rows
-        if not _holds(locks.get(district_id), run_id)
-    ]
-    if not stopped:
-        return []
-    closed: list[StoppedRun] = []
-    now = utc_now()
+    """Close, as stopped, every running daily sync whose district lock is gone.
+
+    One statement decides and closes, so a sync that takes its lock meanwhile is
+    left alone. The expired lock rows of the closed runs go in the same
+    transaction, so those runs can neither renew them nor write.
+    """
     with engine.begin() as connection:
-        for run in stopped:
-            # Conditional on the status, so that a run that finished meanwhile
-            # keeps its own result.
-            changed = connection.execute(
-                update(SyncRun)
-                .where(SyncRun.id == run.run_id, SyncRun.status == RUNNING)
-                .values(status=STOPPED, reason=STOPPED_REASON, finished_at=now)
+        now = database_now(connection)
+        holds_lock = (
+            select(DistrictLock.run_id)
+            .where(
+                DistrictLock.district_id == SyncRun.district_id,
+                DistrictLock.run_id == SyncRun.id,
+                DistrictLock.expires_at >= now,
             )
-            if changed.rowcount == 1:
-                closed.append(run)
-    return closed
-
-
-def _holds(lock: LockHolder | None, run_id: str) -> bool:
-    return lock is not None and lock.run_id == run_id
+            .exists()
+        )
+        closed = connection.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.flow_name == DAILY_SYNC,
+                SyncRun.status == RUNNING,
+                ~holds_lock,
+            )
+            .values(status=STOPPED, reason=STOPPED_REASON, finished_at=now)
+            .returning(SyncRun.id, SyncRun.district_id, SyncRun.flow_run_id)
+        ).all()
+        run_ids = [run_id for run_id, _, _ in closed]
+        for first in range(0, len(run_ids), 500):
+            connection.execute(
+                delete(DistrictLock).where(
+                    DistrictLock.run_id.in_(run_ids[first : first + 500]),
+                    DistrictLock.expires_at < now,
+                )
+            )
+    return [StoppedRun(*row) for row in closed]
 
 
 def decide(

@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.states import Running
+from prefect.states import Pending, Running, Scheduled
 
 from flows.daily_sync import daily_sync
 from flows.dispatch import sync_due_districts
@@ -46,9 +46,15 @@ def deployment(store_url):
 
 @pytest.fixture
 def districts(store_url, tmp_path):
-    """Districts in UTC: due, not due, synced today, stopped, suspended."""
+    """Districts due, not due, synced today, stopped and suspended.
+
+    A real dispatch decides at the current time and a dry run at NOW, so the
+    district that is not due has its sync hour at 23:00 in a zone where it is not
+    23:00 now.
+    """
     engine = get_engine()
     folder = write_demo_district(tmp_path / "csv", DemoSize(students=5, schools=1))
+    late_zone = "Etc/GMT+1" if datetime.now(UTC).hour == 23 else "UTC"
     hours = {"due": 0, "late": 23, "synced": 0, "stopped": 0, "suspended": 0}
     for district_id, hour in hours.items():
         add_district(
@@ -57,7 +63,7 @@ def districts(store_url, tmp_path):
             name=f"District {district_id}",
             provider="oneroster-csv",
             source=str(folder),
-            timezone="UTC",
+            timezone=late_zone if district_id == "late" else "UTC",
             sync_hour=hour,
         )
     synced = start_run(engine, "synced", "daily-sync")
@@ -68,7 +74,7 @@ def districts(store_url, tmp_path):
                 "update sync_runs set status = 'completed', started_at = :t, "
                 "finished_at = :t where id = :id"
             ),
-            {"t": NOW - timedelta(hours=2), "id": synced},
+            {"t": datetime.now(UTC), "id": synced},
         )
         connection.execute(
             sa.text(
@@ -89,7 +95,9 @@ def flow_runs(deployment_id) -> list:
 
 
 def dispatch(name: str, **parameters) -> dict:
-    state = sync_due_districts(at=NOW, deployment=name, return_state=True, **parameters)
+    """Run the dispatcher; a dry run decides at NOW, a real one at the current time."""
+    at = NOW if parameters.get("dry_run") else None
+    state = sync_due_districts(at=at, deployment=name, return_state=True, **parameters)
     return state.result()
 
 
@@ -221,10 +229,78 @@ def running_flow_run(started: datetime) -> FlowRun:
     return FlowRun(
         id=uuid.uuid4(),
         flow_id=uuid.uuid4(),
-        state=Running(),
+        state=Running(timestamp=started),
         start_time=started,
         parameters={"district_id": "due"},
     )
+
+
+def test_a_pending_flow_run_past_the_grace_is_stopped():
+    run = running_flow_run(datetime.now(UTC) - timedelta(hours=3))
+    run.state = Pending(timestamp=datetime.now(UTC) - timedelta(seconds=120))
+
+    assert is_stopped(run, LiveSyncs(frozenset(), frozenset()), datetime.now(UTC), 60)
+
+
+def test_a_resumed_flow_run_counts_from_its_resume():
+    run = running_flow_run(datetime.now(UTC) - timedelta(hours=3))
+    run.state = Running(timestamp=datetime.now(UTC) - timedelta(seconds=30))
+
+    assert not is_stopped(
+        run, LiveSyncs(frozenset(), frozenset()), datetime.now(UTC), 60
+    )
+
+
+def test_a_run_scheduled_for_later_leaves_its_district_due(deployment, districts):
+    name, deployment_id, _ = deployment
+    with get_client(sync_client=True) as client:
+        client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"district_id": "due"},
+            state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=7)),
+        )
+
+    summary = dispatch(name)
+
+    assert "due" in summary["flow_runs"]
+
+
+def test_a_held_run_awaiting_a_decision_is_not_crashed(deployment, districts):
+    name, deployment_id, _ = deployment
+    with get_client(sync_client=True) as client:
+        waiting = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"district_id": "synced"}
+        )
+        client.set_flow_run_state(
+            waiting.id,
+            Running(timestamp=datetime.now(UTC) - timedelta(hours=3)),
+            force=True,
+        )
+    with get_engine().begin() as connection:
+        connection.execute(
+            sa.text(
+                "update sync_runs set status = 'held', flow_run_id = :f "
+                "where district_id = 'synced'"
+            ),
+            {"f": str(waiting.id)},
+        )
+
+    summary = dispatch(name)
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(waiting.id).state
+    assert state.type == StateType.RUNNING
+    assert summary["flow_runs_crashed"] == 0
+
+
+def test_a_dispatch_at_another_time_must_be_a_dry_run(deployment, districts):
+    name, deployment_id, _ = deployment
+
+    state = sync_due_districts(at=NOW, deployment=name, return_state=True)
+
+    assert state.is_failed()
+    assert "set dry_run with it" in state.message
+    assert flow_runs(deployment_id) == []
 
 
 def test_a_running_flow_run_without_a_lock_past_the_grace_is_stopped():

@@ -102,6 +102,29 @@ def test_a_run_that_lost_its_lock_applies_nothing(district, monkeypatch):
     assert count("select count(*) from users") == 0
 
 
+def test_a_run_whose_lock_expired_writes_nothing(district, monkeypatch):
+    original = daily_sync_module.plan_roster_changes
+
+    def plan_then_stall(*args, **kwargs):
+        plan = original(*args, **kwargs)
+        # The lease runs out while the run plans, as after a long stall.
+        with get_engine().begin() as connection:
+            connection.execute(
+                sa.text("update district_locks set expires_at = :t"),
+                {"t": datetime.now(UTC) - timedelta(minutes=1)},
+            )
+        return plan
+
+    monkeypatch.setattr(daily_sync_module, "plan_roster_changes", plan_then_stall)
+
+    result = run_sync(district)
+
+    assert result.status == "failed"
+    assert count("select count(*) from users") == 0
+    # The row is left for the dispatcher, which closes it as stopped.
+    assert count("select count(*) from sync_runs where status = 'running'") == 1
+
+
 def test_the_sync_holds_a_one_slot_prefect_limit(district):
     run_sync(district)
 

@@ -72,7 +72,8 @@ def test_an_expired_lock_is_taken_over(engine):
 
 
 def test_the_lock_lasts_the_lease(engine):
-    before = datetime.now(UTC)
+    # SQLite's clock reads milliseconds.
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
     acquire_sync_lock(engine, "d", "run-1", LEASE)
 
     lock = read_sync_lock(engine, "d")
@@ -81,14 +82,52 @@ def test_the_lock_lasts_the_lease(engine):
     assert lock.expires_at <= datetime.now(UTC) + timedelta(seconds=LEASE)
 
 
-def test_the_holder_renews_an_expired_lock_nobody_took(engine):
+def test_the_holder_renews_its_live_lock(engine):
+    acquire_sync_lock(engine, "d", "run-1", 100)
+
+    renewed = renew_sync_lock(engine, "d", "run-1", LEASE)
+
+    assert renewed is True
+    assert read_sync_lock(engine, "d").expires_at > datetime.now(UTC) + timedelta(
+        seconds=200
+    )
+
+
+def test_an_expired_lock_is_not_renewed(engine):
     acquire_sync_lock(engine, "d", "run-1", LEASE)
     expire(engine, "d")
 
     renewed = renew_sync_lock(engine, "d", "run-1", LEASE)
 
-    assert renewed is True
-    assert read_sync_lock(engine, "d").expires_at > datetime.now(UTC)
+    assert renewed is False
+
+
+def test_a_write_with_an_expired_lock_is_refused(engine):
+    acquire_sync_lock(engine, "d", "run-1", LEASE)
+    expire(engine, "d")
+
+    refused = pytest.raises(StoreError, match="Run run-1 no longer holds the sync lock")
+    with refused, engine.begin() as connection:
+        check_sync_lock(connection, "d", "run-1")
+
+
+def test_a_write_by_the_holder_passes(engine):
+    acquire_sync_lock(engine, "d", "run-1", LEASE)
+
+    with engine.begin() as connection:
+        check_sync_lock(connection, "d", "run-1")
+
+    assert read_sync_lock(engine, "d").run_id == "run-1"
+
+
+def test_a_lock_for_an_unknown_district_names_it(engine):
+    refused = pytest.raises(
+        StoreError,
+        match="district nowhere could not be taken: the district is not registered",
+    )
+
+    with refused:
+        acquire_sync_lock(engine, "nowhere", "run-1", LEASE)
 
 
 def test_a_run_that_lost_the_lock_cannot_renew_it(engine):
@@ -106,7 +145,7 @@ def test_a_write_by_a_run_without_the_lock_is_refused(engine):
 
     refused = pytest.raises(StoreError, match="Run run-2 no longer holds the sync lock")
     with refused, engine.begin() as connection:
-        check_sync_lock(connection, "d", "run-2", LEASE)
+        check_sync_lock(connection, "d", "run-2")
 
 
 def test_only_the_holder_releases_the_lock(engine):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from rostersync.demo import DemoSize, write_demo_district
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district
-from rostersync.store.locks import acquire_sync_lock
+from rostersync.store.locks import acquire_sync_lock, read_sync_lock, renew_sync_lock
 from rostersync.store.runs import start_run
 from rostersync.store.schedule import (
     BAD_TIMEZONE,
@@ -216,3 +216,19 @@ def test_a_stopped_sync_is_no_finished_sync(engine):
     clocks = {c.district_id: c for c in read_district_clocks(engine)}
 
     assert clocks["a"].last_finished_at is None
+
+
+def test_closing_a_stopped_run_drops_its_expired_lock(engine):
+    run_id = str(uuid.uuid4())
+    acquire_sync_lock(engine, "a", run_id, 300)
+    start_run(engine, "a", "daily-sync", run_id=run_id)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("update district_locks set expires_at = :t"),
+            {"t": datetime.now(UTC) - timedelta(minutes=1)},
+        )
+
+    close_stopped_runs(engine)
+
+    assert read_sync_lock(engine, "a") is None
+    assert renew_sync_lock(engine, "a", run_id, 300) is False

@@ -123,6 +123,16 @@ class Settings(BaseSettings):
             "next dispatch syncs that district again."
         ),
     )
+    prefect_district_limit: bool = Field(
+        default=True,
+        description=(
+            "Hold the district's one-slot Prefect concurrency limit during a daily "
+            "sync, besides the store lock, so that the Prefect UI shows who holds a "
+            "district. The test suite turns it off, because taking the slot on the "
+            "temporary SQLite-backed server waits about 2 s per sync; its own tests "
+            "and the end-to-end test turn it on."
+        ),
+    )
     district_wait_seconds: float = Field(
         default=600.0,
         ge=0,

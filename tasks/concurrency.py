@@ -16,14 +16,15 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from uuid import UUID
 
+import httpx
 from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 
 from rostersync.errors import DistrictBusyError, RostersyncError
@@ -64,17 +65,21 @@ def ensure_district_limit(name: str) -> None:
 
 
 class _Renewal(threading.Thread):
-    """Renews the store lock every third of the lease until stopped."""
+    """Renews the store lock and the Prefect lease every third of the lease."""
 
-    def __init__(self, district_id: str, run_id: str, lease: float) -> None:
+    def __init__(
+        self, district_id: str, run_id: str, lease: float, lease_id: UUID | None
+    ) -> None:
         super().__init__(name=f"lock-renewal-{run_id}", daemon=True)
         self.district_id = district_id
         self.run_id = run_id
         self.lease = lease
+        self.lease_id = lease_id
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.lease / 3):
+            self._renew_prefect_lease()
             try:
                 with store_errors():
                     held = renew_sync_lock(
@@ -95,6 +100,61 @@ class _Renewal(threading.Thread):
                 )
                 return
 
+    def _renew_prefect_lease(self) -> None:
+        if self.lease_id is None:
+            return
+        try:
+            with get_client(sync_client=True) as client:
+                client.renew_concurrency_lease(self.lease_id, self.lease)
+        except Exception as exc:  # noqa: BLE001 - the store lock still holds
+            logger.warning(
+                "district %s: the Prefect concurrency lease could not be renewed "
+                "(%s); the store lock still keeps other syncs out",
+                self.district_id,
+                type(exc).__name__,
+            )
+
+
+def _take_slot(name: str, lease: float, wait: float, holder) -> UUID | None:
+    """Take the limit's slot with a lease; return the lease id, or None if busy.
+
+    Tries again after the server's Retry-After until ``wait`` seconds have passed.
+    """
+    deadline = time.monotonic() + wait
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                response = client.increment_concurrency_slots_with_lease(
+                    names=[name],
+                    slots=1,
+                    mode="concurrency",
+                    lease_duration=lease,
+                    holder=holder,
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                retry = float(exc.response.headers.get("Retry-After") or 1)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                time.sleep(min(max(retry, 0.1), left))
+                continue
+            return UUID(response.json()["lease_id"])
+
+
+def _release_slot(district_id: str, lease_id: UUID) -> None:
+    try:
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(lease_id)
+    except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+        logger.warning(
+            "district %s: the Prefect concurrency slot was not released (%s); its "
+            "lease expires on its own",
+            district_id,
+            type(exc).__name__,
+        )
+
 
 @contextmanager
 def district_sync_slot(
@@ -102,8 +162,10 @@ def district_sync_slot(
 ) -> Iterator[None]:
     """Hold the district's Prefect slot and store lock for the body.
 
-    Raises DistrictBusyError when another sync of the district holds either for
-    longer than ``ROSTERSYNC_DISTRICT_WAIT_SECONDS``.
+    Raises DistrictBusyError when another sync of the district holds the slot for
+    longer than ``ROSTERSYNC_DISTRICT_WAIT_SECONDS``, or holds the store lock.
+    The slot is taken and released with direct API calls, so that the next sync
+    of the district finds it free at once.
     """
     settings = get_settings()
     lease = settings.sync_lease_seconds
@@ -113,29 +175,17 @@ def district_sync_slot(
         if flow_run_id
         else None
     )
-    with ExitStack() as stack:
+    lease_id = None
+    if settings.prefect_district_limit:
         ensure_district_limit(name)
-        try:
-            stack.enter_context(
-                concurrency(
-                    name,
-                    occupy=1,
-                    timeout_seconds=settings.district_wait_seconds,
-                    lease_duration=lease,
-                    strict=True,
-                    holder=holder,
-                    # The store lock, checked before every write, is what keeps a
-                    # run that lost its lease from writing.
-                    raise_on_lease_renewal_failure=False,
-                )
-            )
-        except TimeoutError:
-            raise DistrictBusyError(
-                f"Another sync of district {district_id} held the Prefect "
-                f"concurrency limit {name} for {settings.district_wait_seconds:g} s; "
-                "this run changed nothing. The Prefect UI's Concurrency page shows "
-                "the holder."
-            ) from None
+        lease_id = _take_slot(name, lease, settings.district_wait_seconds, holder)
+    if settings.prefect_district_limit and lease_id is None:
+        raise DistrictBusyError(
+            f"Another sync of district {district_id} held the Prefect concurrency "
+            f"limit {name} for {settings.district_wait_seconds:g} s; this run "
+            "changed nothing. The Prefect UI's Concurrency page shows the holder."
+        )
+    try:
         with store_errors():
             busy = acquire_sync_lock(get_engine(), district_id, run_id, lease)
         if busy is not None:
@@ -145,7 +195,7 @@ def district_sync_slot(
                 "nothing. A lock whose run stopped expires then, and the next "
                 "dispatch syncs the district."
             )
-        renewal = _Renewal(district_id, run_id, lease)
+        renewal = _Renewal(district_id, run_id, lease, lease_id)
         renewal.start()
         try:
             yield
@@ -163,3 +213,6 @@ def district_sync_slot(
                     exc,
                     lease,
                 )
+    finally:
+        if lease_id is not None:
+            _release_slot(district_id, lease_id)

@@ -14,6 +14,9 @@ from pathlib import Path
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
+# Taking the Prefect slot on the temporary SQLite-backed server costs about 2 s per
+# sync; the tests that check it turn it on.
+os.environ["ROSTERSYNC_PREFECT_DISTRICT_LIMIT"] = "false"
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rostersync-prefect-home-")
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 

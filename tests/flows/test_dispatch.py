@@ -338,9 +338,7 @@ def test_a_recent_running_flow_run_keeps_its_district(deployment, districts):
 
 
 def test_an_unknown_deployment_fails_with_the_fix(store_url):
-    state = sync_due_districts(
-        at=NOW, deployment="daily-sync/missing", return_state=True
-    )
+    state = sync_due_districts(deployment="daily-sync/missing", return_state=True)
 
     assert state.is_failed()
     assert "prefect deploy --all" in state.message

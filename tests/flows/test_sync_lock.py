@@ -12,6 +12,7 @@ from prefect.client.orchestration import get_client
 import flows.daily_sync as daily_sync_module
 from rostersync.cli import run_sync
 from rostersync.demo import DemoSize, write_demo_district
+from rostersync.settings import get_settings
 from rostersync.store.database import get_engine
 from rostersync.store.districts import add_district
 from rostersync.store.locks import acquire_sync_lock, read_sync_lock
@@ -125,7 +126,10 @@ def test_a_run_whose_lock_expired_writes_nothing(district, monkeypatch):
     assert count("select count(*) from sync_runs where status = 'running'") == 1
 
 
-def test_the_sync_holds_a_one_slot_prefect_limit(district):
+def test_the_sync_holds_a_one_slot_prefect_limit(district, monkeypatch):
+    monkeypatch.setenv("ROSTERSYNC_PREFECT_DISTRICT_LIMIT", "true")
+    get_settings.cache_clear()
+
     run_sync(district)
 
     with get_client(sync_client=True) as client:

@@ -404,7 +404,7 @@ def _skip_busy(result: SyncResult, findings: list[Finding], reason: str) -> None
 def _fail(
     result: SyncResult, findings: list[Finding], reason: str, *, locked: bool = True
 ) -> None:
-    """Close the run as failed; a failure to record it is logged, not raised.
+    """Close the run as failed. A failure to record it is logged, not raised.
 
     With ``locked``, the run records its failure only if it still holds the
     district's lock; a run that lost it leaves its row to the dispatcher, which

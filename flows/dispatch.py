@@ -95,6 +95,7 @@ def _dispatch(now: datetime, dry_run: bool, deployment: str, limit: int) -> dict
         alert_flow_outcome(
             run.district_id, FLOW_NAME, "stopped", STOPPED_REASON, run.run_id
         )
+
     clocks = read_clocks()
     live = read_live_syncs()
     try:
@@ -105,6 +106,7 @@ def _dispatch(now: datetime, dry_run: bool, deployment: str, limit: int) -> dict
         # A preview still decides; it cannot see the flow runs already queued.
         log.warning("%s Queued daily syncs were not read.", exc)
         target = None
+
     grace = settings.district_wait_seconds + settings.sync_lease_seconds
     stopped_flow_runs = frozenset(run.flow_run_id for run in stopped if run.flow_run_id)
     queued = (
@@ -114,6 +116,7 @@ def _dispatch(now: datetime, dry_run: bool, deployment: str, limit: int) -> dict
         if target is not None
         else QueuedSyncs(frozenset(), ())
     )
+
     decisions = [
         decide(
             clock,
@@ -135,6 +138,7 @@ def _dispatch(now: datetime, dry_run: bool, deployment: str, limit: int) -> dict
                 start_daily_syncs(target.id, due[first : first + BATCH], queues, key)
             )
             log.info("started %d of %d daily syncs", len(started), len(due))
+
     counts = Counter(d.decision for d in decisions)
     summary: dict[str, Any] = {
         "at": now.isoformat(),

@@ -4,10 +4,9 @@ The Prefect global concurrency limit ``rostersync-district-<id>`` (one slot) mak
 a second sync of the same district wait in Prefect, where operators see it. Its
 slot is leased: the lease of a run whose process died expires after
 ``ROSTERSYNC_SYNC_LEASE_SECONDS``. The lock row in the store's ``district_locks``
-is the guarantee that holds when Prefect's does not (a lease lost while the API
-was unreachable, a run against another Prefect server): the sync renews it while
-it works, and every write transaction of the sync checks it, so two runs never
-write one district at once.
+still guards the district when Prefect's lease does not, such as a lease lost
+while the API was unreachable. The sync renews it while it works, and every write
+transaction of the sync checks it, so two runs never write one district at once.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ def _active_runs(client, deployment_id: UUID):
 
 
 def _scheduled_later(run: FlowRun, now: datetime) -> bool:
-    """Whether a Scheduled run is due only after ``now``, such as one set for later."""
+    """Return whether a Scheduled run is due only after ``now``."""
     if run.state is None or run.state.type != StateType.SCHEDULED:
         return False
     due = run.next_scheduled_start_time or run.expected_start_time
@@ -218,7 +218,7 @@ def _scheduled_later(run: FlowRun, now: datetime) -> bool:
 
 
 def is_stopped(run: FlowRun, live: LiveSyncs, now: datetime, grace: float) -> bool:
-    """Whether a Pending or Running flow run has lost its process.
+    """Return whether a Pending or Running flow run has lost its process.
 
     It has when it entered its state more than ``grace`` seconds ago and neither
     holds its district's lock nor awaits an operator's decision. A held run that

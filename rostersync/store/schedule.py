@@ -169,8 +169,8 @@ def decide(
 ) -> Decision:
     """Decide whether to start the district's daily sync at ``now``.
 
-    ``locked`` says a sync of the district holds its lock, and ``queued`` that a
-    daily-sync flow run for it waits in Prefect or runs without the lock yet.
+    ``locked`` is True when a sync of the district holds its lock, and ``queued``
+    when a daily-sync flow run for it waits in Prefect or runs without the lock yet.
     """
     try:
         local = now.astimezone(ZoneInfo(clock.timezone))
